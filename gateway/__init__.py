@@ -1,0 +1,1 @@
+"""The KZ-BY exchange gateway: envelopes, SDK, nodes, agreement rules, CLI."""

@@ -1,0 +1,1 @@
+"""Keys, key files, the Party directory and signatory lists. Never imports gateway."""

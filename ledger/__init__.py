@@ -1,0 +1,1 @@
+"""The append-only Merkle ledger: storage, checkpoints, proofs, offline audit. Never imports gateway."""
