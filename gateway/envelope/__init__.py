@@ -1,0 +1,1 @@
+"""The sealed envelope: DER format, sealing, opening, and the node-side check."""
