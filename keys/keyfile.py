@@ -34,7 +34,7 @@ import nacl.utils
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
-from keys.errors import BadKeyFile, NoPassphrase, WrongKeyKind, WrongPassphrase
+from keys.errors import BadKeyFile, KeyFileExists, NoPassphrase, WrongKeyKind, WrongPassphrase
 from keys.keyid import key_id
 
 KeyKind = Literal["signing", "encryption"]
@@ -48,10 +48,24 @@ PASSPHRASE_ENV = "GATEWAY_PASSPHRASE"
 # Interactive limits: about 0.1 s and 64 MiB per unlock on these machines.
 DEFAULT_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 DEFAULT_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
-# Bounds on what a file may ask for, so a hostile file cannot make us allocate 1 TiB.
-_MAX_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE
-_MAX_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
-_MAX_FILE_SIZE = 64 * 1024
+# Bounds on what a file may ask for, so a hostile file cannot make us allocate 1 TiB
+# or spin for an hour. Tests write files with the MIN limits.
+MIN_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MIN
+MIN_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_MIN
+MAX_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE
+MAX_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
+MAX_FILE_SIZE = 64 * 1024
+# SecretBox output for a 32-byte seed: 24-byte nonce, 16-byte tag, 32 bytes.
+_BOX_SIZE = nacl.secret.SecretBox.NONCE_SIZE + nacl.secret.SecretBox.MACBYTES + 32
+
+
+def _limits_ok(opslimit: object, memlimit: object) -> bool:
+    def in_range(value: object, low: int, high: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    return in_range(opslimit, MIN_OPSLIMIT, MAX_OPSLIMIT) and in_range(
+        memlimit, MIN_MEMLIMIT, MAX_MEMLIMIT
+    )
 
 
 def generate(kind: KeyKind) -> PrivateKeyT:
@@ -113,7 +127,12 @@ def public_document(key: PublicKeyT) -> dict[str, str]:
 
 def _write_new(path: Path, text: str, mode: int) -> None:
     """Write a file that must not exist yet, with ``mode`` from the first byte."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise KeyFileExists(f"{path} already exists; refusing to overwrite a key") from None
+    except OSError as e:
+        raise BadKeyFile(f"{path}: cannot write key file ({e.strerror})") from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
@@ -130,9 +149,11 @@ def save_private_key(
 ) -> None:
     """Write ``path`` (mode 0600, encrypted) and ``path.pub``; refuse to overwrite."""
     path = Path(path)
+    if not _limits_ok(opslimit, memlimit):
+        raise ValueError("opslimit/memlimit outside the range load_private_key accepts")
     for p in (path, public_path(path)):
         if p.exists():
-            raise BadKeyFile(f"{p} already exists; refusing to overwrite a key")
+            raise KeyFileExists(f"{p} already exists; refusing to overwrite a key")
     salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
     box_key = nacl.pwhash.argon2id.kdf(
         nacl.secret.SecretBox.KEY_SIZE, passphrase, salt, opslimit=opslimit, memlimit=memlimit
@@ -144,8 +165,7 @@ def save_private_key(
         "kind": kind_of(key),
         "key_id": key_id(public).hex(),
         "public": _b64(bytes(public)),
-        "kdf": {"name": "argon2id", "opslimit": opslimit, "memlimit": memlimit,
-                "salt": _b64(salt)},
+        "kdf": {"name": "argon2id", "opslimit": opslimit, "memlimit": memlimit, "salt": _b64(salt)},
         "box": _b64(bytes(box)),
     }
     _write_new(path, json.dumps(document, indent=2) + "\n", 0o600)
@@ -156,13 +176,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            raw = f.read(_MAX_FILE_SIZE + 1)
+            raw = f.read(MAX_FILE_SIZE + 1)
     except FileNotFoundError:
         raise BadKeyFile(f"{path}: no such key file") from None
     except OSError as e:
         raise BadKeyFile(f"{path}: cannot read key file ({e.strerror})") from None
-    if len(raw) > _MAX_FILE_SIZE:
-        raise BadKeyFile(f"{path.name}: larger than {_MAX_FILE_SIZE} bytes; not a key file")
+    if len(raw) > MAX_FILE_SIZE:
+        raise BadKeyFile(f"{path.name}: larger than {MAX_FILE_SIZE} bytes; not a key file")
     try:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -205,9 +225,7 @@ def load_public_key(path: Path, *, kind: KeyKind | None = None) -> PublicKeyT:
     return _public_checked(document, found, path)
 
 
-def load_private_key(
-    path: Path, passphrase: bytes, *, kind: KeyKind | None = None
-) -> PrivateKeyT:
+def load_private_key(path: Path, passphrase: bytes, *, kind: KeyKind | None = None) -> PrivateKeyT:
     """Decrypt a private key file; ``WrongPassphrase`` if it does not open."""
     path = Path(path)
     document = _read_json(path)
@@ -220,14 +238,16 @@ def load_private_key(
     if not isinstance(kdf, dict) or kdf.get("name") != "argon2id":
         raise BadKeyFile(f"{path.name}: kdf is not argon2id")
     opslimit, memlimit = kdf.get("opslimit"), kdf.get("memlimit")
-    if not (isinstance(opslimit, int) and 1 <= opslimit <= _MAX_OPSLIMIT):
-        raise BadKeyFile(f"{path.name}: kdf opslimit out of range")
-    if not (isinstance(memlimit, int) and 8192 <= memlimit <= _MAX_MEMLIMIT):
-        raise BadKeyFile(f"{path.name}: kdf memlimit out of range")
+    # Checked before Argon2id runs: the file is untrusted until its box opens.
+    if not _limits_ok(opslimit, memlimit):
+        raise BadKeyFile(f"{path.name}: kdf opslimit or memlimit out of range")
+    assert isinstance(opslimit, int) and isinstance(memlimit, int)
     salt = _unb64(kdf.get("salt"), "kdf.salt", path)
     if len(salt) != nacl.pwhash.argon2id.SALTBYTES:
         raise BadKeyFile(f"{path.name}: kdf salt has the wrong length")
     box = _unb64(document.get("box"), "box", path)
+    if len(box) != _BOX_SIZE:
+        raise BadKeyFile(f"{path.name}: box is {len(box)} bytes, expected {_BOX_SIZE}")
     box_key = nacl.pwhash.argon2id.kdf(
         nacl.secret.SecretBox.KEY_SIZE, passphrase, salt, opslimit=opslimit, memlimit=memlimit
     )

@@ -53,9 +53,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from gateway.cli import envelope, keys, ledger
+    from gateway.cli import admin, client, demo, envelope, keys, ledger, node
 
-    for module in (keys, envelope, ledger):
+    for module in (keys, envelope, ledger, node, admin, client, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,180 @@
+"""The agency side: a client for one authority's system, over its enrolment profile.
+
+A profile (written by ``gateway agency enroll``) is a directory::
+
+    profile.json        authority, Party, node URL, key ids
+    tls.pem, tls.key    the client certificate issued by the node's agency CA
+    node.pem            the node's TLS certificate (pinned)
+    encryption.key      the authority's X25519 key (opens envelopes sent to it)
+    signatory.key       a signatory's Ed25519 key (on the authority's list)
+
+The client seals and opens with the SDK; the node never sees a private key of the
+authority. Directories and signatory lists come from the node, but the SDK checks
+each signatory list against the issuing Party's root key itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from gateway import sdk, tls
+from gateway.errors import GatewayError
+from gateway.node.trust import read_directory_file
+from keys import keyfile
+from keys.directory import PartyDirectory, decode_directory
+from keys.signatories import SignatoryRegistry, decode_signatory_list
+
+TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
+
+
+class ClientError(GatewayError):
+    code = "client.error"
+
+
+@dataclass(frozen=True)
+class Profile:
+    root: Path
+    authority: str
+    party: str
+    node_url: str
+
+    @classmethod
+    def load(cls, root: Path) -> Profile:
+        try:
+            data = json.loads((Path(root) / "profile.json").read_text(encoding="utf-8"))
+            return cls(Path(root), data["authority"], data["party"], data["node_url"])
+        except (OSError, ValueError, KeyError):
+            raise ClientError(f"{root} is not an agency profile (no valid profile.json)",
+                              code="client.bad_profile") from None
+
+
+class AgencyClient:
+    """Async client of the agency API. Use ``async with AgencyClient(...) as client``."""
+
+    def __init__(self, profile: Profile, passphrase: bytes) -> None:
+        self.profile = profile
+        self._passphrase = passphrase
+        self._session: aiohttp.ClientSession | None = None
+        self._signatory: SigningKey | None = None
+        self._decryption: PrivateKey | None = None
+
+    async def __aenter__(self) -> AgencyClient:
+        root = self.profile.root
+        context = tls.client_context((root / "node.pem").read_bytes(),
+                                     certificate=root / "tls.pem", key=root / "tls.key",
+                                     passphrase=self._passphrase)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, limit=64), timeout=TIMEOUT)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # --- keys (unlocked once, on first use) ---------------------------------------------
+
+    def signatory_key(self) -> SigningKey:
+        if self._signatory is None:
+            self._signatory = keyfile.load_signing_key(self.profile.root / "signatory.key",
+                                                       self._passphrase)
+        return self._signatory
+
+    def decryption_key(self) -> PrivateKey:
+        if self._decryption is None:
+            self._decryption = keyfile.load_encryption_key(
+                self.profile.root / "encryption.key", self._passphrase)
+        return self._decryption
+
+    # --- raw API ----------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, body: bytes | None = None,
+                       expect_json: bool = True) -> Any:
+        assert self._session is not None, "use `async with AgencyClient(...)`"
+        url = self.profile.node_url.rstrip("/") + path
+        try:
+            async with self._session.request(method, url, data=body) as response:
+                data = await response.read()
+                if response.status >= 400:
+                    try:
+                        error = json.loads(data)
+                        code, message = error["code"], error["message"]
+                    except (ValueError, KeyError, TypeError):
+                        code, message = f"http.{response.status}", "request refused"
+                    raise ClientError(message, code=code)
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise ClientError(f"node not reachable ({type(e).__name__})",
+                              code="client.unreachable") from None
+        return json.loads(data) if expect_json else data
+
+    async def submit(self, sealed: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("POST", "/v1/envelopes", sealed)
+        return result
+
+    async def inbox(self, after: int = 0, wait: int = 0, limit: int = 100) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request(
+            "GET", f"/v1/inbox?after={after}&wait={wait}&limit={limit}")
+        return result
+
+    async def fetch(self, envelope_id: str) -> bytes:
+        data: bytes = await self._request("GET", f"/v1/envelopes/{envelope_id}",
+                                          expect_json=False)
+        return data
+
+    async def status(self, envelope_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"/v1/envelopes/{envelope_id}/status")
+        return result
+
+    async def ack(self, envelope_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("POST", f"/v1/inbox/{envelope_id}/ack")
+        return result
+
+    async def case(self, case_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", f"/v1/cases/{case_id}")
+        return result
+
+    async def directory(self, party: str) -> PartyDirectory:
+        data = await self._request("GET", f"/v1/directory/{party}", expect_json=False)
+        der, _certificate = read_directory_file(data)
+        return decode_directory(der, pinned_root=None, now=None)
+
+    async def registry(self, authority: str) -> SignatoryRegistry:
+        """Every list version of ``authority``, each checked against its Party's root."""
+        directory = await self.directory(authority[:2])
+        answer = await self._request("GET", f"/v1/signatories/{authority}")
+        registry = SignatoryRegistry()
+        for encoded in answer["versions"]:
+            import base64
+
+            registry.add(decode_signatory_list(base64.b64decode(encoded),
+                                               root_key=directory.root_key))
+        return registry
+
+    # --- sealing and opening ----------------------------------------------------------
+
+    async def send(self, *, to: str, kind: str, body: dict[str, Any],
+                   in_reply_to: bytes | None = None) -> dict[str, Any]:
+        """Seal ``body`` for authority ``to`` and submit it; the submission receipt."""
+        directory = await self.directory(to[:2])
+        recipient = directory.authority(to, dt.datetime.now(dt.UTC))
+        sealed = sdk.seal(kind=kind, sender=self.profile.authority, recipient=to, body=body,
+                          signatory_key=self.signatory_key(),
+                          recipient_key=recipient.encryption_key, in_reply_to=in_reply_to)
+        result = await self.submit(sealed)
+        result["case_id"] = sdk.inspect(sealed).case_id.hex()
+        return result
+
+    async def open(self, envelope_id: str) -> tuple[bytes, Any]:
+        """Fetch, check the sender against its signatory lists, decrypt: (sealed, Opened)."""
+        sealed = await self.fetch(envelope_id)
+        header = sdk.inspect(sealed)
+        registry = await self.registry(header.sender)
+        return sealed, sdk.open(sealed, recipient_key=self.decryption_key(),
+                                signatory_key=registry)

@@ -1,0 +1,1 @@
+"""The node: aiohttp server (agency and peer APIs), peer client, outbox, witness."""

@@ -1,0 +1,259 @@
+"""Store-and-forward to the peer: the durable outbox and its worker.
+
+Everything the peer must get sits in a table first: envelopes in ``outbox``, and our own
+signatory lists and directory versions not yet delivered (A9.3, A9.4, A2.2). The worker
+sends control documents first (the peer needs our lists to check our envelopes), then
+envelopes in batches, oldest first. Within a case, order holds: an envelope is sent
+only when every earlier envelope of its case was delivered or refused, and the peer
+takes a batch in order. A request waits while its authority's signatory list has not
+been delivered to the peer (A9.3: nothing is forwarded before the list).
+
+A peer that cannot be reached or answers 5xx is retried with exponential backoff and
+full jitter (``retry_base`` doubling up to ``retry_cap``); the schedule lives in the
+``next_attempt`` column, so it survives restarts. A signed 4xx refusal of one envelope
+is final: it is recorded (``rejected`` event with the peer's code), never retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import random
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from ledger.store import Appender
+
+from gateway.errors import CODED_ERRORS
+from gateway.node.peer import PeerClient, PeerRefused, PeerUnavailable
+from gateway.node.worker import Worker
+from gateway.receipt import verify_receipt
+from gateway.rules.deadlines import answer_due
+from ledger.entry import Event
+
+if TYPE_CHECKING:
+    from gateway.node.service import Node
+
+log = logging.getLogger("gateway.node")
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+def backoff(attempts: int, base: float, cap: float) -> float:
+    """Full jitter (AWS architecture blog, 'Exponential Backoff And Jitter')."""
+    return random.uniform(0, min(cap, base * 2 ** min(attempts, 30)))
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat()
+
+
+def pick_batch(rows: list[sqlite3.Row], now: float, limit: int,
+               blocked_cases: set[bytes]) -> list[sqlite3.Row]:
+    """Due rows in outbox order, skipping every case with an earlier row not yet due."""
+    picked: list[sqlite3.Row] = []
+    size = 0
+    for row in rows:
+        if row["case_id"] in blocked_cases:
+            continue
+        if row["next_attempt"] > now:
+            blocked_cases.add(row["case_id"])
+            continue
+        if picked and size + row["size"] > BATCH_BYTES:
+            break
+        picked.append(row)
+        size += row["size"]
+        if len(picked) >= limit:
+            break
+    return picked
+
+
+class OutboxWorker(Worker):
+    name = "outbox"
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self.node = node
+        self.wakeup = node.outbox_wakeup
+        self._peer: PeerClient | None = None
+
+    def peer(self) -> PeerClient:
+        if self._peer is None:
+            self._peer = make_peer_client(self.node)
+        return self._peer
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._peer is not None:
+            await self._peer.close()
+
+    async def step(self) -> float:
+        node = self.node
+        if node.trust.peer is None:
+            return 5.0  # no peer directory yet: nothing can be sent
+        if await self._send_control():
+            return 0.0
+        rows = node.reader.all(
+            "SELECT o.seq, o.envelope_id, o.case_id, o.attempts, o.next_attempt, e.kind, "
+            "e.from_authority, e.size, e.sealed, e.hash FROM outbox o JOIN envelopes e "
+            "ON e.id = o.envelope_id WHERE o.sent_at IS NULL AND o.rejected IS NULL "
+            "ORDER BY o.seq LIMIT ?", node.config.outbox_batch * 4)
+        if not rows:
+            return 30.0
+        now = node.clock().timestamp()
+        blocked = self._cases_waiting_for_setup(rows)
+        batch = pick_batch(rows, now, node.config.outbox_batch, blocked)
+        if not batch:
+            return max(0.05, min(r["next_attempt"] for r in rows) - now) \
+                if len(blocked) < len({r["case_id"] for r in rows}) else 5.0
+        try:
+            results = await self.peer().send_envelopes([bytes(r["sealed"]) for r in batch])
+        except (PeerUnavailable, PeerRefused) as e:
+            await self._retry_later(batch, e.code)
+            return 0.0
+        await self._record_results(batch, results)
+        return 0.0
+
+    def _cases_waiting_for_setup(self, rows: list[sqlite3.Row]) -> set[bytes]:
+        """A9.3: requests of an authority whose list the peer has not got yet wait."""
+        waiting: set[bytes] = set()
+        delivered: dict[str, bool] = {}
+        for row in rows:
+            authority = row["from_authority"]
+            if authority not in delivered:
+                delivered[authority] = self.node.reader.one(
+                    "SELECT 1 FROM signatory_lists WHERE authority = ? AND sent_at IS NOT NULL",
+                    authority) is not None
+            if not delivered[authority]:
+                waiting.add(row["case_id"])
+        return waiting
+
+    async def _retry_later(self, batch: list[sqlite3.Row], code: str) -> None:
+        node = self.node
+        now = node.clock().timestamp()
+        updates = [(backoff(r["attempts"], node.config.retry_base, node.config.retry_cap) + now,
+                    code, r["seq"]) for r in batch]
+
+        def unit(db: sqlite3.Connection, appender: Appender) -> None:
+            db.executemany("UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, "
+                           "last_error = ? WHERE seq = ?", updates)
+
+        await node.ledger.transact_async(unit)
+        node.metrics.count("gateway_peer_failures_total", "Failed peer deliveries", code=code)
+
+    async def _record_results(self, batch: list[sqlite3.Row], results: list[Any]) -> None:
+        node = self.node
+        peer_key = node.trust.peer_directory.node.node_key
+        now = node.clock()
+        outcomes: list[tuple[sqlite3.Row, bytes | None, Any, str | None]] = []
+        for row, result in zip(batch, results, strict=True):
+            if result.receipt is None:
+                outcomes.append((row, None, None, result.code))
+                continue
+            try:
+                receipt = verify_receipt(result.receipt, peer_key, type="relay",
+                                         subject_hash=bytes(row["hash"]))
+            except CODED_ERRORS as e:
+                # A receipt we cannot check is no receipt: retry, and raise an alarm.
+                log.error("peer receipt refused: %s", getattr(e, "code", "error"))
+                await self._retry_later([row], getattr(e, "code", "receipt.invalid"))
+                continue
+            outcomes.append((row, result.receipt, receipt, None))
+
+        def unit(db: sqlite3.Connection, appender: Appender) -> None:
+            for row, raw, receipt, code in outcomes:
+                base = Event(type="forwarded" if raw else "rejected", time=now,
+                             envelope_id=bytes(row["envelope_id"]), case_id=bytes(row["case_id"]),
+                             from_authority=row["from_authority"],
+                             envelope_hash=bytes(row["hash"]),
+                             details=(("kind", row["kind"]),
+                                      ("peer_index", receipt.ledger_index) if raw else
+                                      ("code", code or "peer.refused")))
+                appender.append(base)
+                if raw:
+                    db.execute("UPDATE outbox SET sent_at = ?, peer_receipt = ?, "
+                               "last_error = NULL WHERE seq = ?", (_iso(now), raw, row["seq"]))
+                    if row["kind"] == "request":
+                        # A10.3 runs from the day the requested node received it.
+                        db.execute("UPDATE cases SET received_on = ?, due = ? WHERE "
+                                   "case_id = ? AND received_on IS NULL",
+                                   (_iso(receipt.time),
+                                    _iso(answer_due(receipt.time, node.trust.peer_directory.party)),
+                                    bytes(row["case_id"])))
+                else:
+                    db.execute("UPDATE outbox SET rejected = ? WHERE seq = ?",
+                               (code or "peer.refused", row["seq"]))
+
+        if outcomes:
+            await node.ledger.transact_async(unit)
+        for _row, raw, _receipt, code in outcomes:
+            node.metrics.count("gateway_relayed_total", "Envelopes relayed to the peer",
+                               outcome="receipt" if raw else (code or "peer.refused"))
+
+    async def _send_control(self) -> bool:
+        """Deliver own directory versions and signatory lists the peer lacks; True if any."""
+        node = self.node
+        sent_any = False
+        directories = node.reader.all(
+            "SELECT party, version, der, tls_certificate FROM directories WHERE party = ? AND "
+            "sent_at IS NULL ORDER BY version", node.party)
+        lists = node.reader.all(
+            "SELECT authority, version, der FROM signatory_lists WHERE party = ? AND "
+            "sent_at IS NULL ORDER BY version", node.party)
+        from gateway.node.trust import export_directory_file
+
+        # (Version 1 of our directory travels out of band, by `gateway directory export`,
+        # and is stored as sent.)
+        work = [("directory", r, export_directory_file(r["der"], r["tls_certificate"]))
+                for r in directories]
+        work += [("signatory_list", r, bytes(r["der"])) for r in lists]
+        for kind, row, document in work:
+            try:
+                raw = await self.peer().send_control(kind, document)
+                receipt = verify_receipt(raw, node.trust.peer_directory.node.node_key,
+                                         type="control",
+                                         subject_hash=hashlib.sha256(row["der"]).digest())
+            except CODED_ERRORS as e:
+                log.warning("control document not delivered: %s", getattr(e, "code", "error"))
+                return sent_any
+            await record_control_delivered(node, kind, row, raw, receipt.ledger_index)
+            sent_any = True
+        return sent_any
+
+
+async def record_control_delivered(node: Node, kind: str, row: sqlite3.Row, raw: bytes,
+                                   peer_index: int) -> None:
+    now = node.clock()
+    document_hash = hashlib.sha256(row["der"]).digest()
+
+    def unit(db: sqlite3.Connection, appender: Appender) -> None:
+        if kind == "signatory_list":
+            appender.append(Event(
+                type="signatory_list_sent", time=now, from_authority=row["authority"],
+                envelope_hash=document_hash,
+                details=(("authority", row["authority"].lower()), ("peer_index", peer_index),
+                         ("version", row["version"]))))
+            db.execute("UPDATE signatory_lists SET sent_at = ?, peer_receipt = ? WHERE "
+                       "authority = ? AND version = ?",
+                       (_iso(now), raw, row["authority"], row["version"]))
+        else:
+            appender.append(Event(
+                type="directory_changed", time=now, envelope_hash=document_hash,
+                details=(("delivered_to_peer", "true"), ("peer_index", peer_index),
+                         ("version", row["version"]))))
+            db.execute("UPDATE directories SET sent_at = ?, peer_receipt = ? WHERE "
+                       "party = ? AND version = ?",
+                       (_iso(now), raw, node.party, row["version"]))
+
+    await node.ledger.transact_async(unit)
+
+
+def make_peer_client(node: Node) -> PeerClient:
+    from gateway import tls
+
+    trust = node.trust
+    assert trust.peer_tls_pem is not None
+    context = tls.client_context(trust.peer_tls_pem, certificate=node.home.tls_certificate,
+                                 key=node.home.tls_key, passphrase=node.tls_passphrase)
+    return PeerClient(trust.peer_directory.node.url, context,
+                      trust.peer_directory.node.node_key)

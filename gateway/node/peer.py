@@ -1,0 +1,107 @@
+"""The client side of the peer API: what a node asks of the other Party's node.
+
+Every call goes over mutual TLS with the peer's pinned certificate, and every answer's
+signature is checked against the peer's node key (``answers.verify_answer``) before
+anything in it is believed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from nacl.signing import VerifyKey
+
+from gateway.errors import GatewayError
+from gateway.node.answers import HEADER, verify_answer
+from gateway.node.batch import encode_batch
+
+TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
+
+
+class PeerUnavailable(GatewayError):
+    """The peer could not be reached or answered 5xx: try again later."""
+
+    code = "peer.unavailable"
+
+
+class PeerRefused(GatewayError):
+    """The peer answered with a signed 4xx: it will not take this, retrying won't help."""
+
+    code = "peer.refused"
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    receipt: bytes | None
+    code: str | None = None
+
+
+class PeerClient:
+    def __init__(self, url: str, context: ssl.SSLContext, peer_node_key: VerifyKey) -> None:
+        self._url = url.rstrip("/")
+        self._key = peer_node_key
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, limit=8), timeout=TIMEOUT)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _call(self, method: str, path: str, body: bytes = b"",
+                    content_type: str = "application/octet-stream") -> Any:
+        headers = {"Content-Type": content_type} if body else {}
+        try:
+            async with self._session.request(method, self._url + path, data=body or None,
+                                             headers=headers) as response:
+                answer = await response.read()
+                status = response.status
+                signature = response.headers.get(HEADER)
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise PeerUnavailable(f"peer not reachable ({type(e).__name__})") from None
+        verify_answer(self._key, signature, method, path, body, status, answer)
+        try:
+            document = json.loads(answer)
+        except ValueError:
+            raise PeerUnavailable(f"peer answered {status} without JSON") from None
+        if status >= 500:
+            raise PeerUnavailable(f"peer answered {status}: {document.get('code')}")
+        if status >= 400:
+            raise PeerRefused(str(document.get("message", "")),
+                              code=str(document.get("code", "peer.refused")))
+        return document
+
+    async def send_envelopes(self, envelopes: list[bytes]) -> list[ItemResult]:
+        document = await self._call("POST", "/peer/v1/envelopes", encode_batch(envelopes))
+        results = document.get("results")
+        if not isinstance(results, list) or len(results) != len(envelopes):
+            raise PeerUnavailable("peer answered a batch with the wrong number of results")
+        out = []
+        for item in results:
+            if "receipt" in item:
+                out.append(ItemResult(base64.b64decode(item["receipt"], validate=True)))
+            else:
+                out.append(ItemResult(None, str(item.get("code", "peer.refused"))))
+        return out
+
+    async def send_control(self, kind: str, document: bytes) -> bytes:
+        """Send a signed control document (signatory list, directory); the receipt."""
+        answer = await self._call("POST", f"/peer/v1/control/{kind}", document)
+        return base64.b64decode(answer["receipt"], validate=True)
+
+    async def checkpoint(self, old_size: int) -> tuple[str, list[bytes]]:
+        """The peer's newest checkpoint and a consistency proof from ``old_size``."""
+        answer = await self._call("GET", f"/peer/v1/checkpoint?old={old_size}")
+        proof = [base64.b64decode(p, validate=True) for p in answer["proof"]]
+        return str(answer["checkpoint"]), proof
+
+    async def cosign(self, size: int, cosignature: str) -> None:
+        body = json.dumps({"size": size, "cosignature": cosignature}).encode()
+        await self._call("POST", "/peer/v1/cosignature", body, "application/json")
+
+    async def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/peer/v1/health")
+        return result

@@ -1,0 +1,586 @@
+"""The node's domain logic: what happens to an envelope at each step.
+
+Handlers (``app.py``) parse HTTP and call these methods; these methods check, then
+write one atomic unit of work through ``Ledger.transact_async``: the envelope row, its
+queue row, the case change and the ledger entries commit together or not at all, with
+their fsync shared among every unit in the same group commit. Only then is anything
+acknowledged (a receipt), so a crash loses nothing that was acknowledged.
+
+Checks on the way in, in order (docs/node.md):
+
+1. the envelope itself: ``EnvelopeVerifier`` (format, signature, signatory list in
+   force at its created time: A9.3, A9.4);
+2. the route: sender and recipient authorities known and in force (A2), the sender is
+   the authenticated agency (agency API) or a peer-Party authority (peer API), the
+   recipient key is the recipient authority's key, the agreement not terminated (A17);
+3. the case: the kind may follow the case's state (``rules.cases``);
+4. idempotency: the same envelope id with the same bytes gets the same receipt, with
+   other bytes ``envelope.conflict``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from ledger.store import Appender, Ledger
+from nacl.signing import SigningKey
+
+from gateway.config import NodeConfig
+from gateway.envelope.check import EnvelopeVerifier
+from gateway.errors import CODED_ERRORS, GatewayError
+from gateway.home import Home
+from gateway.node import store
+from gateway.node.batch import BATCH_OVERHEAD, decode_batch
+from gateway.node.metrics import Metrics
+from gateway.node.trust import (
+    Trust,
+    check_certificate_pin,
+    export_directory_file,
+    load_trust,
+    now_utc,
+    read_directory_file,
+)
+from gateway.receipt import make_receipt
+from gateway.rules import cases as case_rules
+from gateway.rules.deadlines import answer_due
+from keys.directory import decode_directory
+from keys.keyid import key_id
+from keys.signatories import decode_signatory_list
+from ledger.entry import Event
+
+log = logging.getLogger("gateway.node")
+
+
+class NodeError(GatewayError):
+    code = "node.error"
+
+
+def _same_or_conflict(row: sqlite3.Row | None, envelope_hash: bytes) -> tuple[int, bytes] | None:
+    """Idempotency: the same id with the same bytes is the same envelope."""
+    if row is None:
+        return None
+    if row["hash"] != envelope_hash:
+        raise NodeError("an envelope with this id but other bytes was accepted before",
+                        code="envelope.conflict")
+    return int(row["ledger_index"]), bytes(row["receipt"])
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat()
+
+
+class Node:
+    """One running node: its keys, ledger, trust and queues. Made by ``open_node``."""
+
+    def __init__(self, home: Home, config: NodeConfig, node_key: SigningKey,
+                 witness_key: SigningKey, tls_passphrase: bytes, ledger: Ledger,
+                 clock: Callable[[], dt.datetime] = now_utc) -> None:
+        self.home = home
+        self.config = config
+        self.party = config.party
+        self.node_key = node_key
+        self.witness_key = witness_key
+        self.tls_passphrase = tls_passphrase
+        self.ledger = ledger
+        self.reader = store.Reader(home.db_path)
+        self.clock = clock
+        self.metrics = Metrics()
+        self.trust: Trust = load_trust(self.reader.db, self.party)
+        self.verifier = EnvelopeVerifier(self.trust.signatories)
+        self.outbox_wakeup = asyncio.Event()
+        self.inbox_changed = asyncio.Condition()
+        self._workers: list[Any] = []
+        self._install_gauges()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def reload_trust(self) -> None:
+        self.trust = load_trust(self.reader.db, self.party)
+        self.verifier = EnvelopeVerifier(self.trust.signatories)
+
+    async def start_workers(self) -> None:
+        from gateway.node.outbox import OutboxWorker
+        from gateway.node.witness import CheckpointWorker, WitnessWorker
+
+        self._workers = [OutboxWorker(self), CheckpointWorker(self), WitnessWorker(self)]
+        for worker in self._workers:
+            worker.start()
+
+    async def close(self) -> None:
+        """Graceful: stop taking new work, let workers finish their step, then close."""
+        for worker in self._workers:
+            await worker.stop()
+        self._workers = []
+        self.ledger.close()
+
+    def _install_gauges(self) -> None:
+        def outbox_depth() -> float:
+            row = self.reader.one("SELECT count(*) FROM outbox WHERE sent_at IS NULL "
+                                  "AND rejected IS NULL")
+            return float(row[0]) if row else 0.0
+
+        self.metrics.gauge("gateway_outbox_depth", "Envelopes waiting for the peer",
+                           outbox_depth)
+        self.metrics.gauge("gateway_ledger_size", "Entries in the ledger",
+                           lambda: float(self.ledger.size))
+
+    # --- checks -----------------------------------------------------------------------
+
+    def _check_route(self, header: Any, *, incoming: bool) -> None:
+        """Step 2: both authorities known and in force when the envelope was created."""
+        sender_party, recipient_party = (self.trust.peer_directory.party, self.party) \
+            if incoming else (self.party, self.trust.peer_directory.party)
+        if header.sender[:2] != sender_party:
+            raise NodeError(f"sender {header.sender} is not a {sender_party} "
+                            "authority", code="envelope.wrong_sender_party")
+        if header.recipient[:2] != recipient_party:
+            raise NodeError(f"recipient {header.recipient} is not a {recipient_party} "
+                            "authority", code="envelope.unknown_recipient")
+        sender_history = self.trust.history(sender_party)
+        recipient_history = self.trust.history(recipient_party)
+        assert sender_history is not None and recipient_history is not None
+        sender_history.authority(header.sender, header.created)
+        recipient = recipient_history.authority(header.recipient, header.created)
+        if header.recipient_key_id != key_id(recipient.encryption_key):
+            raise NodeError("the content key is wrapped for another key than the recipient "
+                            "authority's", code="envelope.wrong_recipient_key")
+        self._check_not_terminated(header)
+
+    def _check_not_terminated(self, header: Any) -> None:
+        """A17: after the end date no new request is accepted."""
+        row = self.reader.one("SELECT value FROM agreement WHERE key = 'ends_at'")
+        if row is None or header.kind not in case_rules.OPENING_KINDS:
+            return
+        if self.clock() >= dt.datetime.fromisoformat(row["value"]):
+            raise NodeError(f"the agreement ended at {row['value']} (A17)",
+                            code="agreement.terminated")
+
+    def _case_step(self, db: sqlite3.Connection, appender: Appender, header: Any,
+                   now: dt.datetime, *, received_here: bool) -> None:
+        """Step 3: open or advance the case, inside the unit of work."""
+        if header.kind in case_rules.CASELESS_KINDS:
+            return
+        row = db.execute("SELECT * FROM cases WHERE case_id = ?", (header.case_id,)).fetchone()
+        if header.kind in case_rules.OPENING_KINDS:
+            if row is not None:
+                raise case_rules.CaseError("a case with this id exists already",
+                                           code="case.exists")
+            case = case_rules.open_case(header.case_id, header.kind, header.sender,
+                                        header.recipient)
+            received_on = due = None
+            if received_here and header.kind == "request":
+                received_on, due = _iso(now), _iso(answer_due(now, self.party))
+            db.execute(
+                "INSERT INTO cases (case_id, state, requesting, requested, opened_by_kind, "
+                "opened_at, received_on, due, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (case.case_id, case.state, case.requesting, case.requested, header.kind,
+                 _iso(now), received_on, due, _iso(now)))
+            old_state = "none"
+            new_state = case.state
+        else:
+            if row is None:
+                raise case_rules.CaseError("no such case here", code="case.not_found")
+            case = case_rules.Case(row["case_id"], row["state"], row["requesting"],
+                                   row["requested"], row["opened_by_kind"])
+            new_state = case_rules.next_state(case, header.kind, header.sender,
+                                              header.recipient)
+            old_state = case.state
+            if new_state == old_state:
+                return
+            db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE case_id = ?",
+                       (new_state, _iso(now), header.case_id))
+        appender.append(Event(
+            type="case_state_changed", time=now, envelope_id=header.envelope_id,
+            case_id=header.case_id, from_authority=header.sender,
+            to_authority=header.recipient,
+            details=(("from", old_state), ("kind", header.kind), ("to", new_state))))
+
+    def _existing(self, envelope_id: bytes, envelope_hash: bytes) -> tuple[int, bytes] | None:
+        """Step 4: (ledger index, receipt) of an earlier identical envelope, or None."""
+        row = self.reader.one("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
+                              envelope_id)
+        return _same_or_conflict(row, envelope_hash)
+
+    def _insert_envelope(self, db: sqlite3.Connection, header: Any, envelope_hash: bytes,
+                         sealed: bytes, direction: str, now: dt.datetime, index: int,
+                         receipt: bytes) -> None:
+        db.execute(
+            "INSERT INTO envelopes (id, hash, kind, from_authority, to_authority, case_id, "
+            "in_reply_to, created, signatory_key_id, direction, stored_at, ledger_index, "
+            "size, sealed, receipt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (header.envelope_id, envelope_hash, header.kind, header.sender,
+             header.recipient, header.case_id, header.in_reply_to, _iso(header.created),
+             header.signatory_key_id, direction, _iso(now), index, len(sealed), sealed,
+             receipt))
+
+    def _event(self, type: str, header: Any, envelope_hash: bytes, now: dt.datetime,
+               details: tuple[tuple[str, str | int], ...] = ()) -> Event:
+        return Event(type=type, time=now, envelope_id=header.envelope_id,
+                     case_id=header.case_id, from_authority=header.sender,
+                     to_authority=header.recipient, envelope_hash=envelope_hash,
+                     signatory_key_id=header.signatory_key_id,
+                     details=(("kind", header.kind), *details))
+
+    # --- agency API -------------------------------------------------------------------
+
+    async def submit(self, authority: str, sealed: bytes) -> dict[str, Any]:
+        """``POST /v1/envelopes``: check, record, queue; the signed submission receipt."""
+        now = self.clock()
+        checked = self.verifier.verify(sealed, now)
+        header, envelope_hash = checked.header, checked.envelope_hash
+        if header.sender != authority:
+            raise NodeError(f"this client may send only as {authority}",
+                            code="agency.wrong_sender")
+        self._check_route(header, incoming=False)
+        done = self._existing(header.envelope_id, envelope_hash)
+        if done is None:
+            done = await self.ledger.transact_async(
+                lambda db, appender: self._submit_unit(db, appender, header, envelope_hash,
+                                                       sealed, now))
+            self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
+                               step="submitted", kind=header.kind)
+            self.outbox_wakeup.set()
+        index, receipt = done
+        return {
+            "envelope_id": header.envelope_id.hex(),
+            "envelope_hash": envelope_hash.hex(),
+            "ledger_index": index,
+            "receipt": base64.b64encode(receipt).decode("ascii"),
+        }
+
+    def _submit_unit(self, db: sqlite3.Connection, appender: Appender, header: Any,
+                     envelope_hash: bytes, sealed: bytes, now: dt.datetime) -> tuple[int, bytes]:
+        row = db.execute("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
+                         (header.envelope_id,)).fetchone()
+        earlier = _same_or_conflict(row, envelope_hash)  # a concurrent resubmission won
+        if earlier is not None:
+            return earlier
+        self._case_step(db, appender, header, now, received_here=False)
+        appended = appender.append(self._event("submitted", header, envelope_hash, now))
+        receipt = make_receipt("submission", self.party, header.envelope_id, envelope_hash,
+                               appended.index, now, self.node_key)
+        self._insert_envelope(db, header, envelope_hash, sealed, "outgoing", now,
+                              appended.index, receipt)
+        db.execute("INSERT INTO outbox (envelope_id, case_id) VALUES (?, ?)",
+                   (header.envelope_id, header.case_id))
+        return appended.index, receipt
+
+
+    # --- peer API ---------------------------------------------------------------------
+
+    async def receive_batch(self, body: bytes) -> list[dict[str, Any]]:
+        """``POST /peer/v1/envelopes``: each envelope checked and recorded, in order."""
+        items = decode_batch(body, self.config.max_envelope_bytes + BATCH_OVERHEAD)
+        now = self.clock()
+        # Tasks start in order and each enqueues its unit before the next one runs, so
+        # the units commit in batch order (the sender's outbox order within a case).
+        return list(await asyncio.gather(*(self._receive_one(sealed, now) for sealed in items)))
+
+    async def _receive_one(self, sealed: bytes, now: dt.datetime) -> dict[str, Any]:
+        header = None
+        try:
+            checked = self.verifier.verify(sealed, now)
+            header, envelope_hash = checked.header, checked.envelope_hash
+            self._check_route(header, incoming=True)
+            done = self._existing(header.envelope_id, envelope_hash)
+            if done is None:
+                done = await self.ledger.transact_async(
+                    lambda db, appender: self._receive_unit(db, appender, header,
+                                                            envelope_hash, sealed, now))
+                self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
+                                   step="received_from_peer", kind=header.kind)
+                async with self.inbox_changed:
+                    self.inbox_changed.notify_all()
+            return {"receipt": base64.b64encode(done[1]).decode("ascii")}
+        except CODED_ERRORS as e:
+            code = getattr(e, "code", "error")
+            if code == "envelope.no_signatory_list":
+                code = "setup.no_signatory_list"  # A9.3: the peer's list never reached us
+            await self._record_rejection(sealed, header, code, now)
+            self.metrics.count("gateway_rejected_total", "Envelopes refused", code=code)
+            return {"code": code, "message": getattr(e, "message", str(e))}
+
+    def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Any,
+                      envelope_hash: bytes, sealed: bytes, now: dt.datetime
+                      ) -> tuple[int, bytes]:
+        row = db.execute("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
+                         (header.envelope_id,)).fetchone()
+        earlier = _same_or_conflict(row, envelope_hash)
+        if earlier is not None:
+            return earlier
+        self._case_step(db, appender, header, now, received_here=True)
+        appended = appender.append(self._event("received_from_peer", header, envelope_hash,
+                                               now))
+        receipt = make_receipt("relay", self.party, header.envelope_id, envelope_hash,
+                               appended.index, now, self.node_key)
+        self._insert_envelope(db, header, envelope_hash, sealed, "incoming", now,
+                              appended.index, receipt)
+        db.execute("INSERT INTO inbox (envelope_id, authority) VALUES (?, ?)",
+                   (header.envelope_id, header.recipient))
+        return appended.index, receipt
+
+    async def _record_rejection(self, sealed: bytes, header: Any, code: str,
+                                now: dt.datetime) -> None:
+        """Evidence of a refusal: the hash of what was refused and the code, nothing else."""
+        envelope_hash = hashlib.sha256(sealed).digest()
+        if header is not None:
+            event = self._event("rejected", header, envelope_hash, now, (("code", code),))
+        else:
+            event = Event(type="rejected", time=now, envelope_hash=envelope_hash,
+                          details=(("code", code),))
+        await self.ledger.append_async(event)
+
+    async def receive_control(self, kind: str, body: bytes) -> bytes:
+        """``POST /peer/v1/control/{kind}``: the peer's signatory list or directory."""
+        now = self.clock()
+        if kind == "signatory_list":
+            receipt = await self._receive_signatory_list(body, now)
+        elif kind == "directory":
+            receipt = await self._receive_directory(body, now)
+        else:
+            raise NodeError(f"unknown control document kind {kind[:40]!r}",
+                            code="control.unknown_kind")
+        self.reload_trust()
+        return receipt
+
+    async def _receive_signatory_list(self, der: bytes, now: dt.datetime) -> bytes:
+        peer = self.trust.peer
+        if peer is None:
+            raise NodeError("no peer directory imported", code="directory.no_peer")
+        lst = decode_signatory_list(der, root_key=peer.root_key)
+        if lst.party != peer.current.party:
+            raise NodeError("signatory list of another Party", code="control.wrong_party")
+        self.trust.signatories.add(lst)  # raises keys.signatory_list_conflict on a re-used version
+        document_hash = hashlib.sha256(der).digest()
+
+        def unit(db: sqlite3.Connection, appender: Appender) -> bytes:
+            row = db.execute("SELECT der, receipt FROM signatory_lists WHERE authority = ? "
+                             "AND version = ?", (lst.authority, lst.version)).fetchone()
+            if row is not None and row["der"] == der:
+                return bytes(row["receipt"])
+            appended = appender.append(Event(
+                type="signatory_list_received", time=now, from_authority=lst.authority,
+                envelope_hash=document_hash,
+                details=(("authority", lst.authority.lower()), ("version", lst.version))))
+            receipt = make_receipt("control", self.party, document_hash[:16], document_hash,
+                                   appended.index, now, self.node_key)
+            db.execute("INSERT INTO signatory_lists (party, authority, version, der, "
+                       "stored_at, receipt) VALUES (?,?,?,?,?,?)",
+                       (lst.party, lst.authority, lst.version, der, _iso(now), receipt))
+            return receipt
+
+        return await self.ledger.transact_async(unit)
+
+    async def _receive_directory(self, body: bytes, now: dt.datetime) -> bytes:
+        """A2.2: a new version of the peer's directory (renamed or replaced authorities)."""
+        peer = self.trust.peer
+        if peer is None:
+            raise NodeError("no peer directory imported", code="directory.no_peer")
+        der, certificate = read_directory_file(body)
+        directory = decode_directory(der, pinned_root=peer.root_key, now=now)
+        check_certificate_pin(directory, certificate)
+        document_hash = hashlib.sha256(der).digest()
+
+        def unit(db: sqlite3.Connection, appender: Appender) -> bytes:
+            row = db.execute("SELECT der, receipt FROM directories WHERE party = ? AND "
+                             "version = ?", (directory.party, directory.version)).fetchone()
+            if row is not None:
+                if row["der"] != der:
+                    raise NodeError("directory version re-used with other content",
+                                    code="keys.directory_conflict")
+                return bytes(row["receipt"])
+            peer.add(directory)  # refuses a version not above every one held
+            appended = appender.append(Event(
+                type="directory_changed", time=now, envelope_hash=document_hash,
+                details=(("party", directory.party.lower()), ("version", directory.version))))
+            receipt = make_receipt("control", self.party, document_hash[:16], document_hash,
+                                   appended.index, now, self.node_key)
+            db.execute("INSERT INTO directories (party, version, der, tls_certificate, "
+                       "stored_at, receipt) VALUES (?,?,?,?,?,?)",
+                       (directory.party, directory.version, der, certificate, _iso(now),
+                        receipt))
+            return receipt
+
+        return await self.ledger.transact_async(unit)
+
+    async def checkpoint_for_peer(self, old_size: int) -> dict[str, Any]:
+        """``GET /peer/v1/checkpoint``: our newest checkpoint and a proof from ``old_size``."""
+        checkpoint = self.ledger.latest_checkpoint()
+        if checkpoint is None:
+            raise NodeError("no checkpoint yet", code="witness.no_checkpoint")
+        if old_size > checkpoint.size:
+            raise NodeError("the peer has seen a larger tree than our newest checkpoint",
+                            code="witness.rollback")
+        proof = self.ledger.consistency_proof(old_size, checkpoint.size) \
+            if 0 < old_size < checkpoint.size else []
+        return {"checkpoint": checkpoint.note,
+                "proof": [base64.b64encode(p).decode("ascii") for p in proof]}
+
+    async def accept_cosignature(self, size: int, cosignature: str) -> None:
+        """``POST /peer/v1/cosignature``: the peer witnessed our checkpoint of ``size``."""
+        peer = self.trust.peer_directory
+        self.ledger.add_cosignature(size, cosignature, peer.node.witness_key)
+        self.metrics.count("gateway_cosignatures_total", "Cosignatures received")
+
+    # --- agency reads -----------------------------------------------------------------
+
+    async def inbox(self, authority: str, after: int, limit: int, wait: float
+                    ) -> list[dict[str, Any]]:
+        """``GET /v1/inbox``: envelopes for ``authority`` after the cursor; long-polls."""
+        items = self._inbox_items(authority, after, limit)
+        if items or wait <= 0:
+            return items
+        try:
+            async with self.inbox_changed:
+                await asyncio.wait_for(
+                    self.inbox_changed.wait_for(
+                        lambda: bool(self._inbox_items(authority, after, 1))), wait)
+        except TimeoutError:
+            return []
+        return self._inbox_items(authority, after, limit)
+
+    def _inbox_items(self, authority: str, after: int, limit: int) -> list[dict[str, Any]]:
+        rows = self.reader.all(
+            "SELECT i.seq, e.id, e.kind, e.from_authority, e.case_id, e.hash, e.size, "
+            "e.stored_at, i.delivered_at, i.acked_at, e.destroyed_at FROM inbox i "
+            "JOIN envelopes e ON e.id = i.envelope_id WHERE i.authority = ? AND i.seq > ? "
+            "ORDER BY i.seq LIMIT ?", authority, after, limit)
+        return [{"seq": r["seq"], "envelope_id": r["id"].hex(), "kind": r["kind"],
+                 "from": r["from_authority"], "case_id": r["case_id"].hex(),
+                 "envelope_hash": r["hash"].hex(), "size": r["size"],
+                 "received_at": r["stored_at"], "delivered_at": r["delivered_at"],
+                 "acked_at": r["acked_at"], "destroyed": r["destroyed_at"] is not None}
+                for r in rows]
+
+    def _own_envelope(self, authority: str, envelope_id: bytes) -> sqlite3.Row:
+        row = self.reader.one("SELECT * FROM envelopes WHERE id = ?", envelope_id)
+        # The same answer for "absent" and "someone else's": an id reveals nothing (A11.1).
+        if row is None or authority not in (row["from_authority"], row["to_authority"]):
+            raise NodeError("no such envelope for this authority", code="envelope.not_found")
+        if row["sealed"] is None:
+            raise NodeError(f"destroyed at {row['destroyed_at']} under the retention rule "
+                            "(A11.5)", code="envelope.destroyed")
+        return row
+
+    async def fetch(self, authority: str, envelope_id: bytes) -> bytes:
+        """``GET /v1/envelopes/{id}``; the first fetch by the recipient is evidence."""
+        row = self._own_envelope(authority, envelope_id)
+        if row["direction"] == "incoming" and row["to_authority"] == authority:
+            await self._mark_inbox(row, "delivered_at", "delivered_to_agency")
+        return bytes(row["sealed"])
+
+    async def ack(self, authority: str, envelope_id: bytes) -> dict[str, Any]:
+        """``POST /v1/inbox/{id}/ack``: the recipient system has the envelope."""
+        row = self._own_envelope(authority, envelope_id)
+        if row["direction"] != "incoming" or row["to_authority"] != authority:
+            raise NodeError("only the recipient acknowledges an envelope",
+                            code="agency.not_yours")
+        await self._mark_inbox(row, "delivered_at", "delivered_to_agency")
+        index = await self._mark_inbox(row, "acked_at", "acknowledged")
+        return {"envelope_id": envelope_id.hex(), "acknowledged": True, "ledger_index": index}
+
+    async def _mark_inbox(self, row: sqlite3.Row, column: str, event_type: str) -> int | None:
+        assert column in ("delivered_at", "acked_at")
+        now = self.clock()
+
+        def unit(db: sqlite3.Connection, appender: Appender) -> int | None:
+            done = db.execute(f"SELECT {column} FROM inbox WHERE envelope_id = ?",
+                              (row["id"],)).fetchone()
+            if done is None or done[0] is not None:
+                return None
+            appended = appender.append(Event(
+                type=event_type, time=now, envelope_id=row["id"], case_id=row["case_id"],
+                from_authority=row["from_authority"], to_authority=row["to_authority"],
+                envelope_hash=row["hash"], details=(("kind", row["kind"]),)))
+            db.execute(f"UPDATE inbox SET {column} = ? WHERE envelope_id = ?",
+                       (_iso(now), row["id"]))
+            return appended.index
+
+        return await self.ledger.transact_async(unit)
+
+    def directory_file(self, party: str) -> bytes:
+        row = self.reader.one("SELECT der, tls_certificate FROM directories WHERE party = ? "
+                              "ORDER BY version DESC LIMIT 1", party)
+        if row is None:
+            raise NodeError(f"no directory of party {party[:8]!r} here",
+                            code="directory.not_found")
+        return export_directory_file(row["der"], row["tls_certificate"])
+
+    def signatory_lists(self, authority: str) -> list[bytes]:
+        return [bytes(r["der"]) for r in self.reader.all(
+            "SELECT der FROM signatory_lists WHERE authority = ? ORDER BY version", authority)]
+
+    def envelope_status(self, authority: str, envelope_id: bytes) -> dict[str, Any]:
+        row = self.reader.one("SELECT * FROM envelopes WHERE id = ?", envelope_id)
+        if row is None or authority not in (row["from_authority"], row["to_authority"]):
+            raise NodeError("no such envelope for this authority", code="envelope.not_found")
+        status: dict[str, Any] = {
+            "envelope_id": envelope_id.hex(), "kind": row["kind"],
+            "direction": row["direction"], "case_id": row["case_id"].hex(),
+            "ledger_index": row["ledger_index"], "stored_at": row["stored_at"],
+            "destroyed_at": row["destroyed_at"]}
+        if row["direction"] == "outgoing":
+            queued = self.reader.one("SELECT * FROM outbox WHERE envelope_id = ?", envelope_id)
+            if queued is not None:
+                status.update(
+                    state="rejected" if queued["rejected"] else
+                    "relayed" if queued["sent_at"] else "queued",
+                    attempts=queued["attempts"], last_error=queued["last_error"],
+                    rejected=queued["rejected"], relayed_at=queued["sent_at"],
+                    peer_receipt=base64.b64encode(queued["peer_receipt"]).decode("ascii")
+                    if queued["peer_receipt"] else None)
+        else:
+            inbox = self.reader.one("SELECT * FROM inbox WHERE envelope_id = ?", envelope_id)
+            if inbox is not None:
+                status.update(state="acknowledged" if inbox["acked_at"] else
+                              "delivered" if inbox["delivered_at"] else "waiting",
+                              delivered_at=inbox["delivered_at"], acked_at=inbox["acked_at"])
+        return status
+
+    def case_view(self, authority: str, case_id: bytes) -> dict[str, Any]:
+        """``GET /v1/cases/{id}``: state, A10.3 deadline, and the envelopes of the case."""
+        row = self.reader.one("SELECT * FROM cases WHERE case_id = ?", case_id)
+        if row is None or authority not in (row["requesting"], row["requested"]):
+            raise NodeError("no such case for this authority", code="case.not_found")
+        return case_summary(row, self.reader, self.clock())
+
+
+def case_summary(row: sqlite3.Row, reader: store.Reader, now: dt.datetime) -> dict[str, Any]:
+    """A case as JSON: shared by the agency API and ``gateway cases``."""
+    from gateway.rules.deadlines import days_left
+
+    envelopes = reader.all("SELECT id, kind, from_authority, direction, created, stored_at "
+                           "FROM envelopes WHERE case_id = ? ORDER BY stored_at, rowid",
+                           row["case_id"])
+    summary: dict[str, Any] = {
+        "case_id": row["case_id"].hex(), "state": row["state"],
+        "requesting": row["requesting"], "requested": row["requested"],
+        "opened_by": row["opened_by_kind"], "opened_at": row["opened_at"],
+        "received_on": row["received_on"], "due": row["due"],
+        "closed": row["state"] in case_rules.CLOSED,
+        "envelopes": [{"envelope_id": e["id"].hex(), "kind": e["kind"],
+                       "from": e["from_authority"], "direction": e["direction"],
+                       "created": e["created"]} for e in envelopes],
+    }
+    if row["due"] and row["state"] not in case_rules.CLOSED:
+        left = days_left(dt.datetime.fromisoformat(row["due"]), now, row["requested"][:2])
+        summary.update(days_left=left.days_left, overdue=left.overdue, due_soon=left.due_soon)
+    return summary
+
+
+async def open_node(home: Home, passphrase: bytes,
+                    clock: Callable[[], dt.datetime] = now_utc) -> Node:
+    """Load config and keys, open the database and ledger, and hold the writer lock."""
+    config = home.config()
+    node_key = home.signing_key("node", passphrase)
+    witness_key = home.signing_key("witness", passphrase)
+    store.create_schema(home.db_path)
+    ledger = Ledger.open(home.db_path, origin=home.origin(), log_key=node_key)
+    return Node(home, config, node_key, witness_key, passphrase, ledger, clock)

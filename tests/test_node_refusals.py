@@ -1,0 +1,154 @@
+"""Bad input at both APIs: refused in the TLS handshake or with a specific code, and
+both nodes keep serving (issue 4, item 12)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from pathlib import Path
+
+import aiohttp
+import pytest
+from nacl.signing import SigningKey
+
+from gateway import sdk, tls
+from gateway.demo import REQUEST_BODY
+from gateway.node import store
+from gateway.node.peer import PeerClient
+from gateway.node.trust import load_trust
+from tests.nodes import PASSPHRASE, client, homes, serving
+
+REFUSED = (aiohttp.ClientConnectionError, aiohttp.ClientSSLError, ssl.SSLError,
+           ConnectionResetError)
+
+
+async def _get(url: str, context: ssl.SSLContext | bool) -> int:
+    connector = aiohttp.TCPConnector(ssl=context)
+    async with aiohttp.ClientSession(connector=connector) as s, s.get(url) as response:
+        return response.status
+
+
+async def test_tls_refuses_missing_foreign_and_plain_clients(tmp_path: Path) -> None:
+    """A11.4: only holders of the right certificate get past the TLS handshake."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by) as (kz_node, _by_node):
+        agency = f"https://{kz_node.addresses['agency_listen']}/healthz"
+        peer = f"https://{kz_node.addresses['peer_listen']}/healthz"
+        node_pem = kz.tls_certificate.read_bytes()
+
+        # No client certificate (TLS 1.3 refuses after the handshake: MEASURED.md).
+        with pytest.raises(REFUSED):
+            await _get(agency, tls.client_context(node_pem))
+        # A certificate from another CA: BY's agency CA issued this one.
+        by_profile = by.clients_dir / "BY-MVD"
+        foreign = tls.client_context(node_pem, certificate=by_profile / "tls.pem",
+                                     key=by_profile / "tls.key", passphrase=PASSPHRASE)
+        with pytest.raises(REFUSED):
+            await _get(agency, foreign)
+        # An agency certificate of our own CA on the peer listener: only the pinned peer.
+        kz_profile = kz.clients_dir / "KZ-MVD"
+        own_agency = tls.client_context(node_pem, certificate=kz_profile / "tls.pem",
+                                        key=kz_profile / "tls.key", passphrase=PASSPHRASE)
+        with pytest.raises(REFUSED):
+            await _get(peer, own_agency)
+        assert await _get(agency, own_agency) == 200
+        # Plain HTTP to either listener.
+        for address in (kz_node.addresses["agency_listen"], kz_node.addresses["peer_listen"]):
+            with pytest.raises(aiohttp.ClientError):
+                await _get(f"http://{address}/healthz", False)
+        # Still serving.
+        assert await _get(agency, own_agency) == 200
+
+
+async def _post(c, body: bytes) -> tuple[int, dict]:
+    assert c._session is not None
+    async with c._session.post(c.profile.node_url + "/v1/envelopes", data=body) as r:
+        return r.status, await r.json()
+
+
+async def test_forged_replayed_malformed_refused_with_codes_A9_3(tmp_path: Path) -> None:
+    """A9.3: only a listed signatory's valid signature gets an envelope accepted."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd:
+        directory = await kz_mvd.directory("BY")
+        recipient = directory.authority("BY-MVD", dt.datetime.now(dt.UTC)).encryption_key
+
+        def seal(**overrides):
+            args = dict(kind="request", sender="KZ-MVD", recipient="BY-MVD",
+                        body=REQUEST_BODY, signatory_key=kz_mvd.signatory_key(),
+                        recipient_key=recipient)
+            args.update(overrides)
+            return sdk.seal(**args)
+
+        status, error = await _post(kz_mvd, b"\x30\x03garbage")
+        assert status == 400 and error["code"].startswith("envelope.")
+
+        good = seal()
+        forged = bytearray(good)
+        forged[-1] ^= 1  # the last byte belongs to the signature
+        status, error = await _post(kz_mvd, bytes(forged))
+        assert (status, error["code"]) == (400, "envelope.bad_signature")
+
+        status, error = await _post(kz_mvd, seal(signatory_key=SigningKey.generate()))
+        assert (status, error["code"]) == (400, "envelope.unknown_signatory")
+
+        status, error = await _post(kz_mvd, seal(sender="KZ-MLSP"))
+        assert status in (400, 403) and error["code"] in ("agency.wrong_sender",
+                                                          "envelope.no_signatory_list")
+
+        status, first = await _post(kz_mvd, good)
+        assert status == 202
+        status, again = await _post(kz_mvd, good)  # replay: same receipt, one copy
+        assert (status, again) == (202, first)
+
+        fixed = iter(range(1, 10_000))
+
+        def rng(n: int) -> bytes:
+            return bytes([next(fixed) % 256]) * n
+
+        one = seal(_rng=rng)
+        fixed = iter(range(1, 10_000))
+        other_body = dict(REQUEST_BODY, subject="Другой предмет запроса")
+        two = seal(_rng=rng, body=other_body)
+        assert sdk.inspect(one).envelope_id == sdk.inspect(two).envelope_id and one != two
+        assert (await _post(kz_mvd, one))[0] == 202
+        status, error = await _post(kz_mvd, two)
+        assert (status, error["code"]) == (409, "envelope.conflict")
+
+        # Still serving, and exactly two envelopes were stored.
+        assert (await _post(kz_mvd, seal()))[0] == 202
+    rows = store.Reader(kz.db_path).all("SELECT id FROM envelopes")
+    assert len(rows) == 3
+
+
+async def test_peer_rechecks_everything_and_records_refusal_A9_3(tmp_path: Path) -> None:
+    """The receiving node trusts nothing its peer checked: a forged envelope sent
+    straight to the peer API is refused with its code and recorded as rejected."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by) as (_kz_node, by_node):
+        async with client(kz, "KZ-MVD") as kz_mvd:
+            directory = await kz_mvd.directory("BY")
+            recipient = directory.authority("BY-MVD", dt.datetime.now(dt.UTC)).encryption_key
+            forged = bytearray(sdk.seal(kind="request", sender="KZ-MVD", recipient="BY-MVD",
+                                        body=REQUEST_BODY, signatory_key=SigningKey.generate(),
+                                        recipient_key=recipient))
+        trust = load_trust(store.Reader(kz.db_path).db, "KZ")
+        context = tls.client_context(trust.peer_tls_pem, certificate=kz.tls_certificate,
+                                     key=kz.tls_key, passphrase=PASSPHRASE)
+        peer = PeerClient("https://" + by_node.addresses["peer_listen"], context,
+                          by.public_key("node"))
+        try:
+            results = await peer.send_envelopes([bytes(forged), b"\x04\x00"])
+        finally:
+            await peer.close()
+        assert results[0].receipt is None and results[0].code == "envelope.unknown_signatory"
+        assert results[1].receipt is None and results[1].code.startswith("envelope.")
+    assert store.Reader(by.db_path).all("SELECT 1 FROM inbox") == []
+    from ledger.store import Ledger
+
+    ledger = Ledger.open(by.db_path, origin=by.origin(), log_key=None)
+    try:
+        types = [e.event.type for e in ledger.entries(0, ledger.size)]
+    finally:
+        ledger.close()
+    assert types.count("rejected") == 2
