@@ -21,7 +21,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from ledger.audit import verify_home_ledger
 
 from gateway.admin import admin_session, init_node
 from gateway.client import AgencyClient, Profile
@@ -30,6 +29,7 @@ from gateway.errors import GatewayError
 from gateway.home import Home
 from gateway.node import store
 from gateway.node.server import serve
+from gateway.node.witness import cosignature_count
 
 DEMO_PASSPHRASE = "demo passphrase: not for production"
 
@@ -69,15 +69,19 @@ def free_port() -> int:
 
 
 def make_homes(root: Path, passphrase: bytes, *, interval: float = 0.5,
-               **kdf: int) -> tuple[Home, Home]:
-    """Two homes, directories exchanged, one enrolled authority on each side."""
+               entry_into_force: dt.date | None = None, **kdf: int) -> tuple[Home, Home]:
+    """Two homes, directories exchanged, one enrolled authority on each side.
+
+    A new deployment counts the A9.3 setup period from its own start (today by default).
+    """
     homes = {}
+    in_force = entry_into_force or dt.datetime.now(dt.UTC).date()
     for party in ("KZ", "BY"):
         peer_port, agency_port = free_port(), free_port()
         config = NodeConfig(party=party, listen=f"127.0.0.1:{peer_port}",
                             agency_listen=f"127.0.0.1:{agency_port}",
                             checkpoint_interval=interval, witness_interval=interval,
-                            retry_base=0.05, retry_cap=1.0)
+                            retry_base=0.05, retry_cap=1.0, entry_into_force=in_force)
         homes[party] = init_node(root / party.lower(), config, passphrase, **kdf)
     for party, authority in (("KZ", "KZ-MVD"), ("BY", "BY-MVD")):
         home = homes[party]
@@ -119,7 +123,7 @@ def cross_cosigned(home: Home, peer: Home) -> bool:
     ledger = Ledger.open(home.db_path, origin=home.origin(), log_key=None)
     try:
         latest = ledger.latest_checkpoint()
-        return bool(latest and latest.size == ledger.size and latest.cosignatures)
+        return bool(latest and latest.size == ledger.size and cosignature_count(latest))
     finally:
         ledger.close()
 
@@ -209,6 +213,8 @@ async def run_demo(root: Path, requests: int, say: Callable[[str], None]) -> dic
     finally:
         stop.set()
         await asyncio.gather(*servers, return_exceptions=True)
+    from ledger.audit import verify_home_ledger
+
     for party, home in (("KZ", kz), ("BY", by)):
         checked = verify_home_ledger(home.db_path, home.origin(), home.public_key("node"))
         summary[f"{party.lower()}_ledger_entries"] = checked

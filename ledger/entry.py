@@ -42,7 +42,7 @@ import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from asn1crypto import core
@@ -157,8 +157,8 @@ class Event:
             raise UnknownEventType("event type is not in the registry (docs/ledger.md)")
         if not isinstance(self.time, datetime) or self.time.utcoffset() is None:
             raise BadEvent("time must be a timezone-aware datetime")
-        if self.time.tzinfo is not timezone.utc:
-            object.__setattr__(self, "time", self.time.astimezone(timezone.utc))
+        if self.time.tzinfo is not UTC:
+            object.__setattr__(self, "time", self.time.astimezone(UTC))
         _check_bytes("envelope_id", self.envelope_id, ID_SIZE)
         _check_bytes("case_id", self.case_id, ID_SIZE)
         _check_bytes("envelope_hash", self.envelope_hash, HASH_SIZE)

@@ -20,7 +20,7 @@ from pathlib import Path
 import nacl.pwhash
 
 from gateway.client import AgencyClient, Profile
-from gateway.demo import make_homes
+from gateway.demo import lists_delivered, make_homes
 from gateway.home import Home
 from gateway.node.server import serve
 
@@ -67,10 +67,17 @@ async def start(home: Home) -> Running:
     return running
 
 
+def lists_exchanged(*hs: Home) -> bool:
+    return all(lists_delivered(h) for h in hs)
+
+
 @asynccontextmanager
-async def serving(*hs: Home) -> AsyncIterator[list[Running]]:
+async def serving(*hs: Home, exchanged: bool = True) -> AsyncIterator[list[Running]]:
+    """Run the nodes; with ``exchanged`` wait until the A9.3 list exchange is done."""
     nodes = [await start(h) for h in hs]
     try:
+        if exchanged and len(hs) == 2:
+            await eventually(lambda: lists_exchanged(*hs), what="signatory lists exchanged")
         yield nodes
     finally:
         for node in nodes:

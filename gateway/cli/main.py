@@ -53,9 +53,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from gateway.cli import admin, client, demo, envelope, keys, ledger, node
+    from gateway.cli import admin, client, demo, envelope, keys, ledger, node, retention
 
-    for module in (keys, envelope, ledger, node, admin, client, demo):
+    for module in (keys, envelope, ledger, node, admin, client, retention, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

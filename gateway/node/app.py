@@ -27,7 +27,7 @@ from gateway import tls
 from gateway.errors import CODED_ERRORS
 from gateway.home import Home
 from gateway.node.answers import HEADER, sign_answer
-from gateway.node.appkeys import LISTENERS, NODE
+from gateway.node.appkeys import LISTENERS, NODE, REQUEST_BODY
 from gateway.node.service import Node, open_node
 from gateway.node.status import status_code_for
 
@@ -52,7 +52,7 @@ async def sign_peer_answers(request: web.Request, handler: Handler) -> web.Strea
         node: Node = request.app[NODE]
         body = response.body if isinstance(response.body, bytes) else b""
         response.headers[HEADER] = sign_answer(
-            node.node_key, request.method, request.path_qs, request.get("body", b""),
+            node.node_key, request.method, request.path_qs, request.get(REQUEST_BODY, b""),
             response.status, body)
     return response
 
@@ -116,7 +116,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
         chunks.append(chunk)
     body = b"".join(chunks)
-    request["body"] = body
+    request[REQUEST_BODY] = body
     return body
 
 

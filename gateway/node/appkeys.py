@@ -12,3 +12,5 @@ if TYPE_CHECKING:
 NODE = web.AppKey["Node"]("node")
 # Listener name ("agency", "peer") -> local port, filled in when the sites start.
 LISTENERS = web.AppKey("listeners", dict[str, int])
+# The raw body of a peer request, kept for the answer signature (answers.py).
+REQUEST_BODY = web.RequestKey("body", bytes)

@@ -23,14 +23,15 @@ import random
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from ledger.store import Appender
-
 from gateway.errors import CODED_ERRORS
+from gateway.node import store
 from gateway.node.peer import PeerClient, PeerRefused, PeerUnavailable
+from gateway.node.trust import export_directory_file
 from gateway.node.worker import Worker
 from gateway.receipt import verify_receipt
 from gateway.rules.deadlines import answer_due
 from ledger.entry import Event
+from ledger.store import Appender
 
 if TYPE_CHECKING:
     from gateway.node.service import Node
@@ -76,6 +77,7 @@ class OutboxWorker(Worker):
         self.node = node
         self.wakeup = node.outbox_wakeup
         self._peer: PeerClient | None = None
+        self._control_failures = 0
 
     def peer(self) -> PeerClient:
         if self._peer is None:
@@ -91,8 +93,13 @@ class OutboxWorker(Worker):
         node = self.node
         if node.trust.peer is None:
             return 5.0  # no peer directory yet: nothing can be sent
-        if await self._send_control():
-            return 0.0
+        pending_control = await self._send_control()
+        if pending_control:
+            # Control documents go first (N10): retry them with backoff, send nothing else.
+            self._control_failures += 1
+            return backoff(self._control_failures, node.config.retry_base,
+                           node.config.retry_cap)
+        self._control_failures = 0
         rows = node.reader.all(
             "SELECT o.seq, o.envelope_id, o.case_id, o.attempts, o.next_attempt, e.kind, "
             "e.from_authority, e.size, e.sealed, e.hash FROM outbox o JOIN envelopes e "
@@ -191,17 +198,17 @@ class OutboxWorker(Worker):
                                outcome="receipt" if raw else (code or "peer.refused"))
 
     async def _send_control(self) -> bool:
-        """Deliver own directory versions and signatory lists the peer lacks; True if any."""
+        """Deliver our directory versions and signatory lists the peer lacks.
+
+        True while some are left undelivered (the peer could not be reached).
+        """
         node = self.node
-        sent_any = False
         directories = node.reader.all(
             "SELECT party, version, der, tls_certificate FROM directories WHERE party = ? AND "
             "sent_at IS NULL ORDER BY version", node.party)
         lists = node.reader.all(
             "SELECT authority, version, der FROM signatory_lists WHERE party = ? AND "
             "sent_at IS NULL ORDER BY version", node.party)
-        from gateway.node.trust import export_directory_file
-
         # (Version 1 of our directory travels out of band, by `gateway directory export`,
         # and is stored as sent.)
         work = [("directory", r, export_directory_file(r["der"], r["tls_certificate"]))
@@ -215,10 +222,9 @@ class OutboxWorker(Worker):
                                          subject_hash=hashlib.sha256(row["der"]).digest())
             except CODED_ERRORS as e:
                 log.warning("control document not delivered: %s", getattr(e, "code", "error"))
-                return sent_any
+                return True
             await record_control_delivered(node, kind, row, raw, receipt.ledger_index)
-            sent_any = True
-        return sent_any
+        return False
 
 
 async def record_control_delivered(node: Node, kind: str, row: sqlite3.Row, raw: bytes,
@@ -236,6 +242,7 @@ async def record_control_delivered(node: Node, kind: str, row: sqlite3.Row, raw:
             db.execute("UPDATE signatory_lists SET sent_at = ?, peer_receipt = ? WHERE "
                        "authority = ? AND version = ?",
                        (_iso(now), raw, row["authority"], row["version"]))
+            store.clear_alarm(db, f"setup.overdue:{row['authority'].lower()}", _iso(now))
         else:
             appender.append(Event(
                 type="directory_changed", time=now, envelope_hash=document_hash,

@@ -182,6 +182,7 @@ def status(home: Home, *, probe_peer: bool = True) -> dict[str, Any]:
 
 
 def _own_checkpoint(home: Home) -> dict[str, Any]:
+    from gateway.node.witness import cosignature_count
     from ledger.store import Ledger
 
     ledger = Ledger.open(home.db_path, origin=home.origin(), log_key=None)
@@ -189,6 +190,6 @@ def _own_checkpoint(home: Home) -> dict[str, Any]:
         latest = ledger.latest_checkpoint()
         return {"size": ledger.size,
                 "checkpoint_size": latest.size if latest else None,
-                "cosignatures": len(latest.cosignatures) if latest else 0}
+                "cosignatures": cosignature_count(latest) if latest else 0}
     finally:
         ledger.close()

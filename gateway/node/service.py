@@ -29,7 +29,6 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from ledger.store import Appender, Ledger
 from nacl.signing import SigningKey
 
 from gateway.config import NodeConfig
@@ -54,6 +53,7 @@ from keys.directory import decode_directory
 from keys.keyid import key_id
 from keys.signatories import decode_signatory_list
 from ledger.entry import Event
+from ledger.store import Appender, Ledger
 
 log = logging.getLogger("gateway.node")
 
@@ -106,10 +106,12 @@ class Node:
         self.verifier = EnvelopeVerifier(self.trust.signatories)
 
     async def start_workers(self) -> None:
+        from gateway.node.agreement import AgreementWorker
         from gateway.node.outbox import OutboxWorker
         from gateway.node.witness import CheckpointWorker, WitnessWorker
 
-        self._workers = [OutboxWorker(self), CheckpointWorker(self), WitnessWorker(self)]
+        self._workers = [OutboxWorker(self), CheckpointWorker(self), WitnessWorker(self),
+                         AgreementWorker(self)]
         for worker in self._workers:
             worker.start()
 
@@ -374,6 +376,7 @@ class Node:
             db.execute("INSERT INTO signatory_lists (party, authority, version, der, "
                        "stored_at, receipt) VALUES (?,?,?,?,?,?)",
                        (lst.party, lst.authority, lst.version, der, _iso(now), receipt))
+            store.clear_alarm(db, f"setup.overdue:{lst.authority.lower()}", _iso(now))
             return receipt
 
         return await self.ledger.transact_async(unit)
@@ -426,7 +429,8 @@ class Node:
     async def accept_cosignature(self, size: int, cosignature: str) -> None:
         """``POST /peer/v1/cosignature``: the peer witnessed our checkpoint of ``size``."""
         peer = self.trust.peer_directory
-        self.ledger.add_cosignature(size, cosignature, peer.node.witness_key)
+        await asyncio.to_thread(self.ledger.add_cosignature, size, cosignature,
+                                peer.node.witness_key)
         self.metrics.count("gateway_cosignatures_total", "Cosignatures received")
 
     # --- agency reads -----------------------------------------------------------------

@@ -165,3 +165,9 @@ class Reader:
 
     def all(self, sql: str, *args: object) -> list[sqlite3.Row]:
         return list(self.db.execute(sql, args).fetchall())
+
+
+def clear_alarm(db: sqlite3.Connection, code: str, when: str) -> None:
+    """Close an open alarm (inside a unit of work): its cause is gone."""
+    db.execute("UPDATE alarms SET cleared = ? WHERE code = ? AND cleared IS NULL",
+               (when, code))

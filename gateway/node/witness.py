@@ -21,13 +21,13 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
-from ledger.store import Appender
-
 from gateway.errors import CODED_ERRORS
 from gateway.node.outbox import make_peer_client
 from gateway.node.peer import PeerClient, PeerUnavailable
 from gateway.node.worker import Worker
 from ledger.entry import Event
+from ledger.note import SignedCheckpoint
+from ledger.store import Appender
 from ledger.witness import cosign
 
 if TYPE_CHECKING:
@@ -127,6 +127,11 @@ async def _send(node: Node, peer: PeerClient, size: int, cosignature: str) -> No
         await peer.cosign(size, cosignature)
     except CODED_ERRORS as e:
         log.warning("cosignature not accepted by the peer: %s", getattr(e, "code", "error"))
+
+
+def cosignature_count(checkpoint: SignedCheckpoint) -> int:
+    """Signatures on a stored checkpoint other than the log's own."""
+    return sum(1 for s in checkpoint.signed.signatures if s.name != checkpoint.checkpoint.origin)
 
 
 def witness_name(node: Node) -> str:

@@ -1,0 +1,638 @@
+"""The ledger on SQLite: durable, ordered, group-committed appends, and O(log n) reads of
+roots and proofs.
+
+Tables (docs/ledger.md, "Storage"), next to the node's own tables in the same file::
+
+    ledger_meta          (key TEXT PRIMARY KEY, value TEXT)      format, origin, log key
+    ledger_entries       (idx INTEGER PRIMARY KEY, entry BLOB, leaf_hash BLOB)
+    ledger_nodes         (id INTEGER PRIMARY KEY, hash BLOB)     interior tree nodes
+    ledger_checkpoints   (size INTEGER PRIMARY KEY, note TEXT)   signed by the log key
+    ledger_cosignatures  (size INTEGER, line TEXT)               witnesses' lines
+
+Every perfect interior node is stored once, when its last leaf arrives, keyed by the
+order of creation (``node_key``); leaf hashes sit with their entries. A root, an
+inclusion proof or a consistency proof is then O(log n) stored hashes
+(``ledger.proof`` names them), fetched with one query per table.
+
+Group commit. One writer thread owns the write connection. Callers queue units of work
+(events to append, or a function to run); the writer takes everything queued, runs it
+in one transaction with ``synchronous=FULL``, commits (one fsync for all of them) and
+only then wakes every caller. The writer alone assigns indices, so the order is total
+and gap-free. The entries, their tree nodes and the caller's own rows commit together,
+so a crash at any instant leaves either all of a transaction or none of it, and the
+in-memory right edge of the tree is rebuilt from disk at ``open``.
+
+``transact(fn)`` runs ``fn(connection, appender)`` inside the writer's transaction, in a
+SAVEPOINT of its own: if it raises, only its own rows and entries are undone, the
+exception goes back to its caller and the rest of the batch commits. ``fn`` runs on the
+writer thread while every other caller waits, so it MUST be quick and MUST NOT block
+(no network, no sleeping, no waiting on another unit of work) and MUST NOT commit,
+roll back or call back into this ledger's write methods.
+
+Reads (``root``, proofs, entries, checkpoints) use one read-only connection per thread
+(WAL readers never block the writer), so they are safe from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+from nacl.signing import SigningKey, VerifyKey
+
+from ledger.entry import ZERO_HASH, Event, StoredEntry, decode_entry, encode_entry, encode_event
+from ledger.errors import (
+    BadCheckpoint,
+    CheckpointMismatch,
+    Closed,
+    ConcurrentWriter,
+    LedgerError,
+    MissingEntry,
+    NoCheckpoint,
+    NotALedger,
+    OutOfRange,
+    ReadOnly,
+    Truncated,
+    WriteFailed,
+    WrongKey,
+    WrongOrigin,
+)
+from ledger.hashing import hash_leaf
+from ledger.note import (
+    Checkpoint,
+    NoteVerifier,
+    SignedCheckpoint,
+    log_verifier,
+    open_checkpoint,
+    parse_checkpoint_body,
+    parse_note,
+    parse_signature_line,
+    sign_checkpoint,
+    verify_cosignature,
+    witness_verifier,
+)
+from ledger.proof import NodeId, ProofStep, consistency, fold, inclusion, root_nodes
+from ledger.tree import TreeEdge
+
+T = TypeVar("T")
+
+STORE_FORMAT = "kzby-ledger/1"
+BUSY_TIMEOUT_MS = 10_000
+
+
+def node_key(node: NodeId) -> int:
+    """The storage key of an interior node (level >= 1): how many interior nodes were
+    completed before it. Leaf ``i`` completes nodes of levels 1, 2, … in turn, after
+    the ``i - popcount(i)`` interior nodes of the tree of ``i`` leaves."""
+    last_leaf = ((node.index + 1) << node.level) - 1
+    return last_leaf - last_leaf.bit_count() + node.level - 1
+
+
+@dataclass(frozen=True)
+class Appended:
+    index: int
+    leaf_hash: bytes
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    """Create the ledger's tables if missing (in the caller's transaction, if any)."""
+    db = sqlite_utils.Database(conn)
+    db.table("ledger_meta").create({"key": str, "value": str}, pk="key", not_null={"value"},
+                             if_not_exists=True)
+    db.table("ledger_entries").create({"idx": int, "entry": bytes, "leaf_hash": bytes}, pk="idx",
+                                not_null={"entry", "leaf_hash"}, if_not_exists=True)
+    db.table("ledger_nodes").create({"id": int, "hash": bytes}, pk="id", not_null={"hash"},
+                              if_not_exists=True)
+    db.table("ledger_checkpoints").create({"size": int, "note": str}, pk="size",
+                                    not_null={"note"}, if_not_exists=True)
+    db.table("ledger_cosignatures").create({"size": int, "line": str}, pk=("size", "line"),
+                                     not_null={"line"}, if_not_exists=True)
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    try:
+        rows = conn.execute("SELECT key, value FROM ledger_meta").fetchall()
+    except sqlite3.DatabaseError:
+        raise NotALedger("the database holds no ledger") from None
+    return {str(key): str(value) for key, value in rows}
+
+
+def fetch_nodes(conn: sqlite3.Connection, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    """The stored hashes of ``nodes``: one indexed query per table, whatever their number."""
+    leaves: dict[int, NodeId] = {}
+    interior: dict[int, NodeId] = {}
+    for node in nodes:
+        if node.level:
+            interior[node_key(node)] = node
+        else:
+            leaves[node.index] = node
+    found: dict[NodeId, bytes] = {}
+    for sql, keys in (("SELECT idx, leaf_hash FROM ledger_entries WHERE idx IN ({})", leaves),
+                      ("SELECT id, hash FROM ledger_nodes WHERE id IN ({})", interior)):
+        if keys:
+            marks = ",".join("?" * len(keys))
+            for key, value in conn.execute(sql.format(marks), tuple(keys)):
+                found[keys[key]] = value
+    if len(found) != len(leaves) + len(interior):
+        missing = min((n for n in [*leaves.values(), *interior.values()] if n not in found),
+                      key=lambda n: n.begin)
+        raise MissingEntry(f"tree node at level {missing.level} is not stored",
+                           index=missing.begin)
+    return found
+
+
+class Appender:
+    """Handed to a ``transact`` function: appends entries inside its unit of work."""
+
+    def __init__(self, batch: _Batch) -> None:
+        self._batch: _Batch | None = batch
+
+    def append(self, event: Event) -> Appended:
+        if self._batch is None:
+            raise Closed("this appender's unit of work is over")
+        return self._batch.add(encode_event(event))
+
+    @property
+    def size(self) -> int:
+        """The tree size so far in this unit of work: the index of the next entry."""
+        if self._batch is None:
+            raise Closed("this appender's unit of work is over")
+        return self._batch.edge.size
+
+
+class _Batch:
+    """The writer's view of one transaction: tree edge and rows not yet written."""
+
+    def __init__(self, edge: TreeEdge, last_leaf: bytes) -> None:
+        self.edge = edge.copy()
+        self.last_leaf = last_leaf
+        self.entries: list[tuple[int, bytes, bytes]] = []
+        self.nodes: list[tuple[int, bytes]] = []
+
+    def add(self, event_der: bytes) -> Appended:
+        index = self.edge.size
+        der = encode_entry(index, self.last_leaf, event_der)
+        leaf = hash_leaf(der)
+        self.entries.append((index, der, leaf))
+        self.nodes.extend((node_key(node), value) for node, value in self.edge.append(leaf))
+        self.last_leaf = leaf
+        return Appended(index, leaf)
+
+    def mark(self) -> tuple[TreeEdge, bytes, int, int]:
+        return self.edge.copy(), self.last_leaf, len(self.entries), len(self.nodes)
+
+    def restore(self, mark: tuple[TreeEdge, bytes, int, int]) -> None:
+        self.edge, self.last_leaf, entries, nodes = mark
+        del self.entries[entries:]
+        del self.nodes[nodes:]
+
+
+_Work = Callable[[sqlite3.Connection, Appender], Any]
+
+
+class _Unit:
+    __slots__ = ("events", "fn", "future")
+
+    def __init__(self, events: Sequence[bytes] | None, fn: _Work | None) -> None:
+        self.events = events
+        self.fn = fn
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+
+_STOP = object()
+
+
+class Ledger:
+    """One ledger in one SQLite file. Make it with ``Ledger.open``."""
+
+    def __init__(self, path: Path, origin: str, log_key: SigningKey | None,
+                 conn: sqlite3.Connection | None, edge: TreeEdge, last_leaf: bytes) -> None:
+        self.path = Path(path)
+        self.origin = origin
+        self._log_key = log_key
+        self._conn = conn
+        self._edge = edge
+        self._last_leaf = last_leaf
+        self._state_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._submit_lock = threading.Lock()
+        self._closed = False
+        self._writer: threading.Thread | None = None
+        if conn is not None:
+            self._writer = threading.Thread(target=self._run, name="ledger-writer",
+                                            daemon=True)
+            self._writer.start()
+
+    # --- opening and closing -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, origin: str, log_key: SigningKey | None) -> Ledger:
+        """Open (creating if needed) the ledger in ``path``.
+
+        With ``log_key`` the ledger is writable: tables are created, the origin and log
+        key are recorded on first use and must match afterwards, and the stored state is
+        checked (no gap, the newest checkpoint matches the tree). ``log_key=None`` opens
+        an existing ledger read-only (an auditor, the CLI).
+        """
+        path = Path(path)
+        if log_key is None:
+            if not path.exists():
+                raise NotALedger(f"{path.name}: no such database")
+            reader = _connect_reader(path)
+            try:
+                meta = read_meta(reader)
+                size, subtrees, last_leaf = _load_edge(reader)
+            finally:
+                reader.close()
+            _check_origin(meta, origin)
+            return cls(path, origin, None, None, TreeEdge(size, subtrees), last_leaf)
+        conn = _connect_writer(path)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            create_tables(conn)
+            meta = read_meta(conn)
+            vkey = log_verifier(origin, log_key.verify_key).vkey
+            if not meta:
+                conn.executemany("INSERT INTO ledger_meta (key, value) VALUES (?, ?)",
+                                 [("format", STORE_FORMAT), ("origin", origin),
+                                  ("log_vkey", vkey)])
+                meta = read_meta(conn)
+            _check_origin(meta, origin)
+            if meta.get("log_vkey") != vkey:
+                raise WrongKey("the log key is not the one this ledger was created with")
+            size, subtrees, last_leaf = _load_edge(conn)
+            edge = TreeEdge(size, subtrees)
+            _check_against_newest_checkpoint(conn, edge, origin, log_key.verify_key)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        return cls(path, origin, log_key, conn, edge, last_leaf)
+
+    def close(self) -> None:
+        """Finish every queued unit of work, stop the writer, close connections."""
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._writer is not None:
+                self._queue.put(_STOP)
+        if self._writer is not None:
+            self._writer.join()
+        if self._conn is not None:
+            self._conn.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def _submit(self, events: Sequence[bytes] | None = None,
+                fn: _Work | None = None) -> concurrent.futures.Future[Any]:
+        if self._log_key is None:
+            raise ReadOnly("this ledger was opened without the log key")
+        if threading.current_thread() is self._writer:
+            raise LedgerError("a unit of work may not wait for another unit of work")
+        unit = _Unit(events, fn)
+        with self._submit_lock:
+            if self._closed:
+                raise Closed("the ledger is closed")
+            self._queue.put(unit)
+        return unit.future
+
+    def append(self, event: Event) -> Appended:
+        """Append one event; return once it is on disk."""
+        appended: list[Appended] = self._submit([encode_event(event)]).result()
+        return appended[0]
+
+    async def append_async(self, event: Event) -> Appended:
+        appended: list[Appended] = await asyncio.wrap_future(
+            self._submit([encode_event(event)]))
+        return appended[0]
+
+    def append_many(self, events: Iterable[Event]) -> list[Appended]:
+        """Append events in order, in one transaction; return once all are on disk."""
+        return self._submit([encode_event(e) for e in events]).result()  # type: ignore[no-any-return]
+
+    def transact(self, fn: Callable[[sqlite3.Connection, Appender], T]) -> T:
+        """Run ``fn`` in the writer's transaction (see the module doc for the rules)."""
+        return self._submit(fn=fn).result()  # type: ignore[no-any-return]
+
+    async def transact_async(self, fn: Callable[[sqlite3.Connection, Appender], T]) -> T:
+        return await asyncio.wrap_future(self._submit(fn=fn))
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """Sign and keep a checkpoint at the current size (or return the one there is)."""
+        return self.transact(self._checkpoint_unit)
+
+    async def checkpoint_async(self) -> SignedCheckpoint:
+        return await self.transact_async(self._checkpoint_unit)
+
+    def add_cosignature(self, size: int, cosignature_line: str,
+                        witness: VerifyKey | NoteVerifier | None = None) -> None:
+        """Keep a witness's cosignature of our checkpoint at ``size``.
+
+        With ``witness`` (its key, or its note verifier key) the line is verified first
+        and refused with ``ledger.bad_cosignature`` if it does not hold.
+        """
+        signature = parse_signature_line(cosignature_line)
+        line = signature.line
+
+        def unit(conn: sqlite3.Connection, appender: Appender) -> None:
+            row = conn.execute("SELECT note FROM ledger_checkpoints WHERE size = ?",
+                               (size,)).fetchone()
+            if row is None:
+                raise NoCheckpoint(f"no checkpoint at size {size}")
+            if witness is not None:
+                verifier = witness if isinstance(witness, NoteVerifier) \
+                    else witness_verifier(signature.name, witness)
+                verify_cosignature(parse_note(row[0]).text, signature, verifier)
+            conn.execute("INSERT OR IGNORE INTO ledger_cosignatures (size, line) VALUES (?, ?)",
+                         (size, line))
+
+        self.transact(unit)
+
+    def _checkpoint_unit(self, conn: sqlite3.Connection, appender: Appender) -> SignedCheckpoint:
+        assert self._log_key is not None and appender._batch is not None
+        edge = appender._batch.edge
+        row = conn.execute("SELECT note FROM ledger_checkpoints WHERE size = ?",
+                           (edge.size,)).fetchone()
+        if row is not None:
+            return _signed(conn, edge.size, row[0])
+        signed = sign_checkpoint(Checkpoint(self.origin, edge.size, edge.root()), self._log_key)
+        conn.execute("INSERT INTO ledger_checkpoints (size, note) VALUES (?, ?)",
+                     (edge.size, signed.note))
+        return signed
+
+    # --- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        pending: list[_Unit] = []
+        try:
+            while True:
+                item = self._queue.get()
+                stop = item is _STOP
+                pending = [] if stop else [item]
+                while not stop:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                    else:
+                        pending.append(item)
+                if pending:
+                    self._write(pending)
+                    pending = []
+                if stop:
+                    return
+        finally:
+            # Only reached early on a bug or interpreter shutdown: nobody may wait forever.
+            for unit in pending:
+                if not unit.future.done():
+                    unit.future.set_exception(Closed("the ledger writer stopped"))
+
+    def _write(self, units: list[_Unit]) -> None:
+        conn = self._conn
+        assert conn is not None
+        with self._state_lock:
+            batch = _Batch(self._edge, self._last_leaf)
+        outcomes: list[tuple[_Unit, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            on_disk = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries"
+                                   ).fetchone()[0]
+            if on_disk != batch.edge.size:
+                raise ConcurrentWriter(f"the database holds {on_disk} entries, this writer "
+                                       f"expected {batch.edge.size}: another process writes")
+            for unit in units:
+                outcomes.append(self._run_unit(conn, batch, unit))
+            conn.executemany("INSERT INTO ledger_entries (idx, entry, leaf_hash) "
+                             "VALUES (?, ?, ?)", batch.entries)
+            conn.executemany("INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)", batch.nodes)
+            conn.execute("COMMIT")
+        except Exception as e:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the transaction is gone either way; the callers learn it below
+            failure = e if isinstance(e, LedgerError) else WriteFailed(
+                f"the ledger transaction failed ({type(e).__name__})")
+            for unit in units:
+                unit.future.set_exception(failure)
+            return
+        with self._state_lock:
+            self._edge, self._last_leaf = batch.edge, batch.last_leaf
+        for unit, result, error in outcomes:
+            if error is None:
+                unit.future.set_result(result)
+            else:
+                unit.future.set_exception(error)
+
+    def _run_unit(self, conn: sqlite3.Connection, batch: _Batch,
+                  unit: _Unit) -> tuple[_Unit, Any, Exception | None]:
+        if unit.fn is None:
+            assert unit.events is not None
+            return unit, [batch.add(event_der) for event_der in unit.events], None
+        mark = batch.mark()
+        appender = Appender(batch)
+        conn.execute("SAVEPOINT unit")
+        try:
+            result = unit.fn(conn, appender)
+            if not conn.in_transaction:
+                raise WriteFailed("a unit of work ended the ledger's transaction")
+        except Exception as e:
+            if not conn.in_transaction:
+                raise  # the whole batch is lost: _write fails every unit
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+            batch.restore(mark)
+            return unit, None, e
+        finally:
+            appender._batch = None
+        conn.execute("RELEASE unit")
+        return unit, result, None
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise Closed("the ledger is closed")
+                conn = _connect_reader(self.path)
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    @property
+    def size(self) -> int:
+        """Entries committed so far."""
+        return self._edge.size
+
+    def _check_size(self, size: int) -> None:
+        if not 0 <= size <= self.size:
+            raise OutOfRange(f"tree size {size} is beyond the ledger's {self.size} entries")
+
+    def root(self, size: int | None = None) -> bytes:
+        """The tree root at ``size`` (default: now)."""
+        if size is None:
+            with self._state_lock:
+                return self._edge.root()
+        self._check_size(size)
+        nodes = root_nodes(size)
+        hashes = fetch_nodes(self._reader(), nodes)
+        return fold([hashes[node] for node in nodes])
+
+    def _proof(self, steps: list[ProofStep]) -> list[bytes]:
+        hashes = fetch_nodes(self._reader(), (node for step in steps for node in step))
+        return [fold([hashes[node] for node in step]) for step in steps]
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 ``PATH(index, D[0:size])``."""
+        self._check_size(size)
+        return self._proof(inclusion(index, size))
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """RFC 9162 ``PROOF(old, D[0:new])``."""
+        self._check_size(new)
+        return self._proof(consistency(old, new))
+
+    def leaf_hash(self, index: int) -> bytes:
+        if not 0 <= index < self.size:
+            raise OutOfRange(f"index {index} is beyond the ledger's {self.size} entries")
+        return fetch_nodes(self._reader(), [NodeId(0, index)])[NodeId(0, index)]
+
+    def raw_entries(self, start: int = 0, end: int | None = None
+                    ) -> Iterator[tuple[int, bytes, bytes]]:
+        """``(index, entry DER, leaf hash)`` for ``start <= index < end``, in order."""
+        end = self.size if end is None else min(end, self.size)
+        cursor = self._reader().execute(
+            "SELECT idx, entry, leaf_hash FROM ledger_entries WHERE idx >= ? AND idx < ? "
+            "ORDER BY idx", (start, end))
+        for index, der, leaf in cursor:
+            yield index, bytes(der), bytes(leaf)
+
+    def entry(self, index: int) -> StoredEntry:
+        found = self.entries(index, index + 1)
+        if not found:
+            raise OutOfRange(f"index {index} is beyond the ledger's {self.size} entries")
+        return found[0]
+
+    def entries(self, start: int = 0, end: int | None = None) -> list[StoredEntry]:
+        """Decoded entries ``start <= index < end`` (decoding is slow: keep ranges short)."""
+        return [decode_entry(der) for _, der, _ in self.raw_entries(start, end)]
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        conn = self._reader()
+        row = conn.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC "
+                           "LIMIT 1").fetchone()
+        return None if row is None else _signed(conn, row[0], row[1])
+
+    def checkpoints(self) -> list[SignedCheckpoint]:
+        conn = self._reader()
+        rows = conn.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size"
+                            ).fetchall()
+        return [_signed(conn, size, note) for size, note in rows]
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _connect_writer(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # Units of work read their own rows by column name, as the node's code does.
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    sqlite_utils.Database(conn).enable_wal()
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _check_origin(meta: dict[str, str], origin: str) -> None:
+    if not meta:
+        raise NotALedger("the database holds no ledger")
+    if meta.get("origin") != origin:
+        raise WrongOrigin(f"this ledger's origin is {meta.get('origin')!r}, not {origin!r}")
+
+
+def _load_edge(conn: sqlite3.Connection) -> tuple[int, list[bytes], bytes]:
+    """The tree's right edge as stored: size, edge subtree hashes, last leaf hash."""
+    size, count = conn.execute(
+        "SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*) FROM ledger_entries").fetchone()
+    if count != size:
+        raise MissingEntry("the ledger has a gap", index=_first_gap(conn))
+    nodes = root_nodes(size)
+    last = NodeId(0, size - 1) if size else None
+    hashes = fetch_nodes(conn, [*nodes, *([last] if last else [])])
+    return size, [hashes[node] for node in nodes], hashes[last] if last else ZERO_HASH
+
+
+def _first_gap(conn: sqlite3.Connection) -> int:
+    if conn.execute("SELECT 1 FROM ledger_entries WHERE idx = 0").fetchone() is None:
+        return 0
+    return int(conn.execute(
+        "SELECT MIN(idx) + 1 FROM ledger_entries AS e WHERE NOT EXISTS "
+        "(SELECT 1 FROM ledger_entries WHERE idx = e.idx + 1)").fetchone()[0])
+
+
+def _signed(conn: sqlite3.Connection, size: int, note_text: str) -> SignedCheckpoint:
+    """A stored checkpoint with the cosignatures kept for it (parsed, not verified)."""
+    note = parse_note(note_text)
+    checkpoint = parse_checkpoint_body(note.text)
+    if checkpoint.size != size:
+        raise BadCheckpoint(f"the checkpoint stored for size {size} is for size "
+                            f"{checkpoint.size}")
+    lines = conn.execute("SELECT line FROM ledger_cosignatures WHERE size = ? ORDER BY rowid",
+                         (size,)).fetchall()
+    return SignedCheckpoint(checkpoint,
+                            note.with_signatures(*(parse_signature_line(r[0]) for r in lines)))
+
+
+def _check_against_newest_checkpoint(conn: sqlite3.Connection, edge: TreeEdge, origin: str,
+                                     key: VerifyKey) -> None:
+    """Refuse to extend a ledger that lost entries its newest checkpoint covers, or whose
+    tree no longer hashes to what was signed: signing on top would fork the log."""
+    row = conn.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
+                       ).fetchone()
+    if row is None:
+        return
+    signed = open_checkpoint(row[1], log_verifier(origin, key))
+    if signed.size > edge.size:
+        raise Truncated(f"the newest checkpoint covers {signed.size} entries, the ledger "
+                        f"holds {edge.size}", index=edge.size)
+    nodes = root_nodes(signed.size)
+    hashes = fetch_nodes(conn, nodes)
+    if fold([hashes[n] for n in nodes]) != signed.root:
+        raise CheckpointMismatch("the stored tree does not hash to the signed root",
+                                 index=max(signed.size - 1, 0), size=signed.size)
