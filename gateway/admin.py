@@ -202,11 +202,14 @@ class AdminSession:
         """Pin the peer's root key on first import; later imports must verify under it."""
         der, certificate = read_directory_file(data)
         trust = self.trust
+        # Self-signed check first, to say plainly when it is the wrong Party's file...
+        unpinned = decode_directory(der, pinned_root=None, now=dt.datetime.now(dt.UTC))
+        if unpinned.party != self.config.peer_party:
+            raise AdminError(f"this is a {unpinned.party} directory; the peer Party is "
+                             f"{self.config.peer_party}", code="directory.wrong_party")
+        # ...then, after the first import, it must verify under the pinned root.
         pinned = trust.peer.root_key if trust.peer is not None else None
         directory = decode_directory(der, pinned_root=pinned, now=dt.datetime.now(dt.UTC))
-        if directory.party != self.config.peer_party:
-            raise AdminError(f"this is a {directory.party} directory; the peer Party is "
-                             f"{self.config.peer_party}", code="directory.wrong_party")
         check_certificate_pin(directory, certificate)
         if trust.peer is not None:
             trust.peer.add(directory)  # refuses stale versions and conflicts

@@ -23,13 +23,13 @@ No field can hold free text: ids and hashes are fixed-size bytes, authorities ma
 or a bounded integer. This is how "no personal data in the ledger" holds by
 construction: a name, a sentence or a Cyrillic word is refused before it is stored.
 
-Speed. asn1crypto builds a 10-field SEQUENCE in about 100 µs, which alone would cap a
-ledger at some 10,000 appends a second. A DER SEQUENCE's contents are its fields' DER
-encodings in order, so ``encode_event`` asks asn1crypto for each field's encoding (a few
-µs each; repeated values such as type numbers and authorities are cached) and lets
-asn1crypto wrap them, through the schema class, with ``contents=``. Every byte is still
-written by asn1crypto; tests check the result equals asn1crypto's own encoding of the
-full schema, and ``decode_entry`` re-encodes what it parsed and compares bytes.
+Speed. asn1crypto builds a 10-field SEQUENCE from a dict in about 100 µs, which alone
+would cap a ledger at some 10,000 appends a second. A DER SEQUENCE's contents are its
+fields' encodings in order, so ``encode_event`` writes each field with asn1crypto's own
+TLV writer (``asn1crypto.parser.emit``, about 1 µs) and caches repeated values (type
+numbers, authorities, the last time). Tags and classes are those of
+``LedgerEntrySchema``; tests check the bytes equal asn1crypto's encoding of the full
+schema, and ``decode_entry`` decodes through the schema and re-encodes to compare.
 
 The first two fields are fixed so that an auditor can check the hash chain and the
 index without decoding the rest: every entry's contents start with the 34 bytes
@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from asn1crypto import core
+from asn1crypto import core, parser
+from asn1crypto.util import int_to_bytes
 
 from ledger.errors import BadEntry, BadEvent, FreeTextRefused, LedgerError, UnknownEventType
 from ledger.hashing import HASH_SIZE, hash_leaf
@@ -240,51 +241,83 @@ class LedgerEntrySchema(core.Sequence):  # type: ignore[misc]
 
 
 # --- encoding ----------------------------------------------------------------------------
+#
+# ``parser.emit(class, method, tag, contents)`` is asn1crypto's own TLV writer (what its
+# classes call inside ``dump``): it chooses the length form. The tags below are those of
+# ``LedgerEntrySchema``; tests compare the result with that schema's own encoding.
 
-_TYPE_DER = {name: core.Integer(number).dump() for name, number in EVENT_TYPES.items()}
+_UNIVERSAL, _CONTEXT = 0, 2
+_PRIMITIVE, _CONSTRUCTED = 0, 1
+_INTEGER, _OCTET_STRING, _SEQUENCE, _VISIBLE_STRING = 2, 4, 16, 26
+
+
+def _integer(value: int) -> bytes:
+    return parser.emit(_UNIVERSAL, _PRIMITIVE, _INTEGER, int_to_bytes(value, signed=True))  # type: ignore[no-any-return]
+
+
+def _octets(value: bytes, tag: int) -> bytes:
+    return parser.emit(_CONTEXT, _PRIMITIVE, tag, value)  # type: ignore[no-any-return]
+
+
+def _visible(value: str, tag: int | None = None) -> bytes:
+    if tag is None:
+        return parser.emit(_UNIVERSAL, _PRIMITIVE, _VISIBLE_STRING, value.encode("ascii"))  # type: ignore[no-any-return]
+    return parser.emit(_CONTEXT, _PRIMITIVE, tag, value.encode("ascii"))  # type: ignore[no-any-return]
+
+
+_TYPE_DER = {name: _integer(number) for name, number in EVENT_TYPES.items()}
 _AUTHORITY_DER: dict[tuple[str, int], bytes] = {}
 _MAX_CACHED_AUTHORITIES = 4096
+_last_time: tuple[datetime, bytes] = (datetime.min.replace(tzinfo=UTC), b"")
 
 
-def _authority_der(value: str, tag: int) -> bytes:
+def _time(value: datetime) -> bytes:
+    # A unit of work often records several events at one instant: keep the last one.
+    global _last_time
+    if _last_time[0] != value:
+        _last_time = (value, core.GeneralizedTime(value).dump())
+    return _last_time[1]
+
+
+def _authority(value: str, tag: int) -> bytes:
     der = _AUTHORITY_DER.get((value, tag))
     if der is None:
-        der = core.VisibleString(value, implicit=tag).dump()
+        der = _visible(value, tag)
         if len(_AUTHORITY_DER) < _MAX_CACHED_AUTHORITIES:
             _AUTHORITY_DER[(value, tag)] = der
     return der
 
 
-def _detail_der(key: str, value: DetailValue) -> bytes:
-    inner = core.Integer(value) if isinstance(value, int) else core.VisibleString(value)
-    return _Detail(contents=core.VisibleString(key).dump() + inner.dump()).dump()  # type: ignore[no-any-return]
+def _detail(key: str, value: DetailValue) -> bytes:
+    encoded = _integer(value) if isinstance(value, int) else _visible(value)
+    return parser.emit(_UNIVERSAL, _CONSTRUCTED, _SEQUENCE, _visible(key) + encoded)  # type: ignore[no-any-return]
 
 
 def encode_event(event: Event) -> bytes:
     """The DER of every field after ``index``: the part of an entry known before it has
-    a place in the log (so it can be built outside the writer)."""
-    parts = [_TYPE_DER[event.type], core.GeneralizedTime(event.time).dump()]
+    a place in the log (so it is built by the caller, outside the writer)."""
+    parts = [_TYPE_DER[event.type], _time(event.time)]
     if event.envelope_id is not None:
-        parts.append(core.OctetString(event.envelope_id, implicit=0).dump())
+        parts.append(_octets(event.envelope_id, 0))
     if event.case_id is not None:
-        parts.append(core.OctetString(event.case_id, implicit=1).dump())
+        parts.append(_octets(event.case_id, 1))
     if event.from_authority is not None:
-        parts.append(_authority_der(event.from_authority, 2))
+        parts.append(_authority(event.from_authority, 2))
     if event.to_authority is not None:
-        parts.append(_authority_der(event.to_authority, 3))
+        parts.append(_authority(event.to_authority, 3))
     if event.envelope_hash is not None:
-        parts.append(core.OctetString(event.envelope_hash, implicit=4).dump())
+        parts.append(_octets(event.envelope_hash, 4))
     if event.signatory_key_id is not None:
-        parts.append(core.OctetString(event.signatory_key_id, implicit=5).dump())
+        parts.append(_octets(event.signatory_key_id, 5))
     if event.details:
-        details = b"".join(_detail_der(key, value) for key, value in event.details)
-        parts.append(_Details(contents=details, implicit=6).dump())
+        details = b"".join(_detail(key, value) for key, value in event.details)
+        parts.append(parser.emit(_CONTEXT, _CONSTRUCTED, 6, details))
     return b"".join(parts)
 
 
 def entry_prefix(index: int, prev_leaf_hash: bytes) -> bytes:
     """The DER of the first two fields: what the hash chain and the position fix."""
-    return core.OctetString(prev_leaf_hash).dump() + core.Integer(index).dump()  # type: ignore[no-any-return]
+    return parser.emit(_UNIVERSAL, _PRIMITIVE, _OCTET_STRING, prev_leaf_hash) + _integer(index)  # type: ignore[no-any-return]
 
 
 def encode_entry(index: int, prev_leaf_hash: bytes, event_der: bytes) -> bytes:
@@ -292,7 +325,7 @@ def encode_entry(index: int, prev_leaf_hash: bytes, event_der: bytes) -> bytes:
     if index < 0 or len(prev_leaf_hash) != HASH_SIZE:
         raise BadEntry("an entry needs an index >= 0 and a 32-byte previous leaf hash")
     contents = entry_prefix(index, prev_leaf_hash) + event_der
-    return LedgerEntrySchema(contents=contents).dump()  # type: ignore[no-any-return]
+    return parser.emit(_UNIVERSAL, _CONSTRUCTED, _SEQUENCE, contents)  # type: ignore[no-any-return]
 
 
 # --- decoding ----------------------------------------------------------------------------

@@ -36,7 +36,7 @@ Reads (``root``, proofs, entries, checkpoints) use one read-only connection per 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -199,12 +199,52 @@ _Work = Callable[[sqlite3.Connection, Appender], Any]
 
 
 class _Unit:
-    __slots__ = ("events", "fn", "future")
+    """One caller's work, and how to wake that caller: a latch for a thread, a future
+    for an asyncio task (woken in one loop callback per batch, not one per unit)."""
 
-    def __init__(self, events: Sequence[bytes] | None, fn: _Work | None) -> None:
+    __slots__ = ("error", "events", "fn", "future", "latch", "loop", "result")
+
+    def __init__(self, events: Sequence[bytes] | None, fn: _Work | None,
+                 loop: asyncio.AbstractEventLoop | None) -> None:
         self.events = events
         self.fn = fn
-        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.loop = loop
+        if loop is None:
+            self.latch = threading.Lock()
+            self.latch.acquire()
+        else:
+            self.future: asyncio.Future[Any] = loop.create_future()
+
+    def wait(self) -> Any:
+        self.latch.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _settle(units: list[_Unit]) -> None:
+    """Runs in an event loop: hand each asyncio caller its outcome."""
+    for unit in units:
+        if unit.future.done():
+            continue  # the caller was cancelled; the work is done all the same
+        if unit.error is not None:
+            unit.future.set_exception(unit.error)
+        else:
+            unit.future.set_result(unit.result)
+
+
+def _wake(units: Iterable[_Unit]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Unit]] = {}
+    for unit in units:
+        if unit.loop is None:
+            unit.latch.release()
+        else:
+            by_loop.setdefault(unit.loop, []).append(unit)
+    for loop, waiting in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+            loop.call_soon_threadsafe(_settle, waiting)
 
 
 _STOP = object()
@@ -307,39 +347,43 @@ class Ledger:
 
     # --- writing -------------------------------------------------------------------------
 
-    def _submit(self, events: Sequence[bytes] | None = None,
-                fn: _Work | None = None) -> concurrent.futures.Future[Any]:
+    def _submit(self, events: Sequence[bytes] | None = None, fn: _Work | None = None,
+                *, loop: asyncio.AbstractEventLoop | None = None) -> _Unit:
+        """Queue a unit of work. Queued units run in the order they were submitted."""
         if self._log_key is None:
             raise ReadOnly("this ledger was opened without the log key")
         if threading.current_thread() is self._writer:
             raise LedgerError("a unit of work may not wait for another unit of work")
-        unit = _Unit(events, fn)
+        unit = _Unit(events, fn, loop)
         with self._submit_lock:
             if self._closed:
                 raise Closed("the ledger is closed")
             self._queue.put(unit)
-        return unit.future
+        return unit
 
     def append(self, event: Event) -> Appended:
         """Append one event; return once it is on disk."""
-        appended: list[Appended] = self._submit([encode_event(event)]).result()
+        appended: list[Appended] = self._submit([encode_event(event)]).wait()
         return appended[0]
 
     async def append_async(self, event: Event) -> Appended:
-        appended: list[Appended] = await asyncio.wrap_future(
-            self._submit([encode_event(event)]))
+        unit = self._submit([encode_event(event)], loop=asyncio.get_running_loop())
+        appended: list[Appended] = await unit.future
         return appended[0]
 
     def append_many(self, events: Iterable[Event]) -> list[Appended]:
         """Append events in order, in one transaction; return once all are on disk."""
-        return self._submit([encode_event(e) for e in events]).result()  # type: ignore[no-any-return]
+        return self._submit([encode_event(e) for e in events]).wait()  # type: ignore[no-any-return]
 
     def transact(self, fn: Callable[[sqlite3.Connection, Appender], T]) -> T:
         """Run ``fn`` in the writer's transaction (see the module doc for the rules)."""
-        return self._submit(fn=fn).result()  # type: ignore[no-any-return]
+        return self._submit(fn=fn).wait()  # type: ignore[no-any-return]
 
     async def transact_async(self, fn: Callable[[sqlite3.Connection, Appender], T]) -> T:
-        return await asyncio.wrap_future(self._submit(fn=fn))
+        """``transact`` for asyncio. The unit is queued before this coroutine first
+        yields, so units queued by tasks in turn run in that order."""
+        unit = self._submit(fn=fn, loop=asyncio.get_running_loop())
+        return await unit.future  # type: ignore[no-any-return]
 
     def checkpoint(self) -> SignedCheckpoint:
         """Sign and keep a checkpoint at the current size (or return the one there is)."""
@@ -410,15 +454,15 @@ class Ledger:
         finally:
             # Only reached early on a bug or interpreter shutdown: nobody may wait forever.
             for unit in pending:
-                if not unit.future.done():
-                    unit.future.set_exception(Closed("the ledger writer stopped"))
+                if unit.error is None and unit.result is None:
+                    unit.error = Closed("the ledger writer stopped")
+            _wake(pending)
 
     def _write(self, units: list[_Unit]) -> None:
         conn = self._conn
         assert conn is not None
         with self._state_lock:
             batch = _Batch(self._edge, self._last_leaf)
-        outcomes: list[tuple[_Unit, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             on_disk = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries"
@@ -427,40 +471,37 @@ class Ledger:
                 raise ConcurrentWriter(f"the database holds {on_disk} entries, this writer "
                                        f"expected {batch.edge.size}: another process writes")
             for unit in units:
-                outcomes.append(self._run_unit(conn, batch, unit))
+                self._run_unit(conn, batch, unit)
             conn.executemany("INSERT INTO ledger_entries (idx, entry, leaf_hash) "
                              "VALUES (?, ?, ?)", batch.entries)
             conn.executemany("INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)", batch.nodes)
             conn.execute("COMMIT")
         except Exception as e:
-            try:
+            # The transaction is gone either way; the callers learn why below.
+            with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # the transaction is gone either way; the callers learn it below
             failure = e if isinstance(e, LedgerError) else WriteFailed(
                 f"the ledger transaction failed ({type(e).__name__})")
             for unit in units:
-                unit.future.set_exception(failure)
+                unit.result, unit.error = None, failure
+            _wake(units)
             return
         with self._state_lock:
             self._edge, self._last_leaf = batch.edge, batch.last_leaf
-        for unit, result, error in outcomes:
-            if error is None:
-                unit.future.set_result(result)
-            else:
-                unit.future.set_exception(error)
+        _wake(units)
 
-    def _run_unit(self, conn: sqlite3.Connection, batch: _Batch,
-                  unit: _Unit) -> tuple[_Unit, Any, Exception | None]:
+    def _run_unit(self, conn: sqlite3.Connection, batch: _Batch, unit: _Unit) -> None:
+        """Run one unit into ``batch``; its outcome waits on the unit until the commit."""
         if unit.fn is None:
             assert unit.events is not None
-            return unit, [batch.add(event_der) for event_der in unit.events], None
+            unit.result = [batch.add(event_der) for event_der in unit.events]
+            return
         mark = batch.mark()
         appender = Appender(batch)
         conn.execute("SAVEPOINT unit")
         try:
-            result = unit.fn(conn, appender)
+            unit.result = unit.fn(conn, appender)
             if not conn.in_transaction:
                 raise WriteFailed("a unit of work ended the ledger's transaction")
         except Exception as e:
@@ -469,11 +510,11 @@ class Ledger:
             conn.execute("ROLLBACK TO unit")
             conn.execute("RELEASE unit")
             batch.restore(mark)
-            return unit, None, e
+            unit.error = e
+            return
         finally:
             appender._batch = None
         conn.execute("RELEASE unit")
-        return unit, result, None
 
     # --- reading -------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Generate the envelope test vectors (docs/protocol.md, "Test vectors").
 
-    .venv/bin/python tests/vectors/envelope/generate.py
+    .venv/bin/python -m tests.vectors.envelope.generate
 
 writes ``good/<kind>.json``, one sealed envelope per kind built from
 docs/examples/<kind>.json, and ``bad/<case>.json``, each a mutation of a good envelope
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,23 +29,18 @@ import nacl.hash
 from asn1crypto import parser
 from nacl.encoding import RawEncoder
 from nacl.public import PrivateKey, PublicKey
-from nacl.signing import SigningKey
+from nacl.signing import SigningKey, VerifyKey
+
+from gateway.envelope import body as bodies
+from gateway.envelope import kinds
+from gateway.envelope.schema import HeaderSchema
+from gateway.envelope.seal import InReplyTo, Wrap, encrypt_body, key_commitment, seal_envelope
+from gateway.envelope.wire import encode, envelope_hash, signed_message
+from keys.keyid import key_id
+from keys.signatories import Signatory, SignatoryList, SignatoryRegistry
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-sys.path.insert(0, str(ROOT))
-
-from gateway.envelope import body as bodies  # noqa: E402
-from gateway.envelope import kinds  # noqa: E402
-from gateway.envelope.schema import HeaderSchema  # noqa: E402
-from gateway.envelope.seal import (  # noqa: E402
-    InReplyTo,
-    Wrap,
-    encrypt_body,
-    key_commitment,
-    seal_envelope,
-)
-from gateway.envelope.wire import encode, envelope_hash, signed_message  # noqa: E402
 
 EXAMPLES = ROOT / "docs" / "examples"
 
@@ -112,6 +106,37 @@ def signatory_table(
     ]
 
 
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def registry_from(table: list[dict[str, Any]]) -> SignatoryRegistry:
+    """The real signatory registry (keys/) holding a vector's ``signatories`` table:
+    version 1 of each authority's list, one signatory each."""
+    registry = SignatoryRegistry()
+    for row in table:
+        registry.add(
+            SignatoryList(
+                party=row["authority"][:2],
+                authority=row["authority"],
+                version=1,
+                effective=_time(row["list_effective"]),
+                signatories=(
+                    Signatory(
+                        key=VerifyKey(bytes.fromhex(row["public"])),
+                        name_cyrillic="Тестов Тест",
+                        name_latin="Testov Test",
+                        role="authorised",
+                        valid_from=_time(row["valid_from"]),
+                        valid_until=None if row["valid_until"] is None
+                        else _time(row["valid_until"]),
+                    ),
+                ),
+            )
+        )
+    return registry
+
+
 # Good vectors ---------------------------------------------------------------------------
 
 
@@ -120,8 +145,7 @@ def good_vector(kind: str, number: int, answering: bytes | None) -> dict[str, An
     body = json.loads((EXAMPLES / f"{kind}.json").read_text(encoding="utf-8"))
     created = REQUEST_CREATED + timedelta(hours=number - 1)
     envelope_id = fixed(f"envelope id {kind}", 16)
-    case_id = fixed("case id request" if kind in ("request", "withdrawal") or answering
-                    else f"case id {kind}", 16)
+    case_id = fixed(f"case id {kind}", 16)  # drawn only by kinds that open a case
     content_key = fixed(f"content key {kind}")
     stream_header = fixed(f"stream header {kind}", 24)
     ephemeral = fixed(f"ephemeral {kind}")
@@ -178,8 +202,8 @@ def good_vector(kind: str, number: int, answering: bytes | None) -> dict[str, An
 
 def _tlv_split(data: bytes) -> tuple[bytes, bytes, bytes]:
     """(identifier and length octets, contents, the bytes after this value)."""
-    info, consumed = parser._parse(data, len(data))
-    return info[3], info[4], data[consumed:]
+    _, _, _, head, contents, trailer = parser.parse(data)
+    return head, contents, data[len(head) + len(contents) + len(trailer) :]
 
 
 def _parts(sealed: bytes) -> dict[str, bytes]:
@@ -270,8 +294,7 @@ def _flip(data: bytes, index: int, mask: int = 0x01) -> bytes:
 def bad_vectors(good: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     request, answer = good["request"], good["answer"]
     envelope = bytes.fromhex(request["envelope"])
-    created = datetime.fromisoformat(request["created"].replace("Z", "+00:00"))
-    now = created + timedelta(minutes=1)
+    created = _time(request["created"])
     m, a = Mutator(request), Mutator(answer)
 
     _, outer, _ = _tlv_split(envelope)
@@ -286,14 +309,14 @@ def bad_vectors(good: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
 
     def add(name: str, desc: str, sealed: bytes, expect: str, operation: str = "verify",
-            **overrides: Any) -> None:
+            base: dict[str, Any] = request, **overrides: Any) -> None:
         vector = {
             "desc": desc,
             "operation": operation,
             "expect": expect,
-            "now": _iso(now),
+            "now": _iso(_time(base["created"]) + timedelta(minutes=1)),
             "signatories": signatory_table(),
-            "recipient_secret": request["recipient_secret"],
+            "recipient_secret": base["recipient_secret"],
             "envelope": sealed.hex(),
         }
         vector.update(overrides)
@@ -314,12 +337,12 @@ def bad_vectors(good: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         with_header(header_contents, extra=1), "envelope.not_der")
     add("version_integer_non_minimal", "version 1 encoded as 02 02 00 01",
         with_header(b"\x02\x02\x00\x01" + header_contents[3:]), "envelope.not_der")
-    offset_time = m.header().replace(
-        b"\x18\x0f" + created.strftime("%Y%m%d%H%M%S").encode() + b"Z",
-        b"\x18\x13" + created.strftime("%Y%m%d%H%M%S").encode() + b"+0000",
+    stamp = created.strftime("%Y%m%d%H%M%S").encode()
+    offset_time = _tlv_split(m.header())[1].replace(
+        b"\x18\x0f" + stamp + b"Z", b"\x18\x13" + stamp + b"+0000"
     )
     add("created_with_offset", "created as GeneralizedTime with +0000, not Z (re-signed)",
-        m.sealed(_tlv(0x30, _tlv_split(offset_time)[1])), "envelope.not_der")
+        m.sealed(_tlv(0x30, offset_time)), "envelope.not_der")
     add("header_too_large", "a 17,000-character sender makes the header over 16 KiB",
         m.sealed(m.header(sender="KZ-" + "A" * 17_000)), "envelope.header_too_large")
     # R4-R10: header rules, each re-signed so that only the rule fails.
@@ -343,11 +366,10 @@ def bad_vectors(good: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         m.sealed(m.header(in_reply_to=b"\x02" * 16, in_reply_to_hash=b"\x03" * 32)),
         "envelope.bad_reply")
     add("reply_id_without_hash", "an answer with in-reply-to id but no hash (re-signed)",
-        a.sealed(a.header(in_reply_to_hash=None)), "envelope.bad_reply",
-        recipient_secret=answer["recipient_secret"])
+        a.sealed(a.header(in_reply_to_hash=None)), "envelope.bad_reply", base=answer)
     add("answer_without_reply_fields", "an answer naming no envelope (re-signed)",
         a.sealed(a.header(in_reply_to=None, in_reply_to_hash=None)), "envelope.bad_reply",
-        recipient_secret=answer["recipient_secret"])
+        base=answer)
     add("ciphertext_length_plus_one", "the header's ciphertext length one too large "
         "(re-signed)", m.sealed(m.header(ciphertext_length=m.length_for(m.body_der) + 1)),
         "envelope.length_mismatch")
@@ -372,13 +394,13 @@ def bad_vectors(good: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     add("signatory_not_yet_valid", "the signatory's validity starts after created (A9.4)",
         envelope, "envelope.signatory_not_in_force",
         signatories=signatory_table(valid_from=created + timedelta(days=1)))
-    signature_at = len(envelope) - 64
     add("signature_bit_flipped", "one bit of the signature flipped",
         _flip(envelope, len(envelope) - 1), "envelope.bad_signature")
     add("ciphertext_bit_flipped", "one bit of the ciphertext flipped",
-        _flip(envelope, signature_at - 2 - 20), "envelope.bad_signature")
+        _flip(envelope, envelope.index(bytes.fromhex(request["ciphertext"])) + 5),
+        "envelope.bad_signature")
     add("wrapped_key_bit_flipped", "one bit of the wrapped key flipped",
-        _flip(envelope, len(header_tl) + len(header_contents) + 4 + 2 + 5),
+        _flip(envelope, envelope.index(bytes.fromhex(request["wrapped_key"])) + 5),
         "envelope.bad_signature")
     add("case_id_bit_flipped", "one bit of the header's case id flipped",
         _flip(envelope, envelope.index(bytes.fromhex(request["case_id"]))),
@@ -402,7 +424,11 @@ def bad_vectors(good: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     add("body_not_request", "a body that is not a Request SEQUENCE (re-signed)",
         m.sealed(m.header(ciphertext_length=m.length_for(junk)), body_der=junk),
         "body.not_der", operation="open")
-    bad_script = _request_der_with(latin_surname="Тестова")
+    bad_script = _der_breaking_rule(
+        "request",
+        request["body"],
+        lambda native: native["persons"][0]["name"]["latin"].update(surname="Тестова"),
+    )
     add("body_latin_name_in_cyrillic", "a Latin name field holding Cyrillic letters "
         "(A14, re-signed)",
         m.sealed(m.header(ciphertext_length=m.length_for(bad_script)), body_der=bad_script),
@@ -412,16 +438,15 @@ def bad_vectors(good: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     add("acknowledgement_of_another", "an acknowledgement whose body names another "
         "envelope (re-signed)",
         ack.sealed(ack.header(ciphertext_length=ack.length_for(other)), body_der=other),
-        "body.bad_value", operation="open",
-        recipient_secret=good["acknowledgement"]["recipient_secret"])
-    not_limited = dict(answer["body"], use_limited_to_purpose=False)
-    not_limited_der = bytes(bodies.BODIES["answer"].spec()(
-        {**not_limited, "persons": None, "use_limited_to_purpose": False}).dump())
+        "body.bad_value", operation="open", base=good["acknowledgement"])
+    not_limited_der = _der_breaking_rule(
+        "answer", answer["body"], lambda native: native.update(use_limited_to_purpose=False)
+    )
     add("answer_not_purpose_limited", "an answer with use_limited_to_purpose false "
         "(A11.2, re-signed)",
         a.sealed(a.header(ciphertext_length=a.length_for(not_limited_der)),
                  body_der=not_limited_der),
-        "body.bad_value", operation="open", recipient_secret=answer["recipient_secret"])
+        "body.bad_value", operation="open", base=answer)
     return out
 
 
@@ -436,8 +461,6 @@ def _replace_last(rest: bytes, size: int) -> bytes:
 
 
 def _resigned(m: Mutator, key: SigningKey) -> bytes:
-    from keys.keyid import key_id
-
     signatory, m.signatory = m.signatory, key
     try:
         return m.sealed(m.header(signatory_key_id=key_id(key.verify_key)))
@@ -445,16 +468,14 @@ def _resigned(m: Mutator, key: SigningKey) -> bytes:
         m.signatory = signatory
 
 
-def _request_der_with(latin_surname: str) -> bytes:
-    """A request body whose DER breaks a rule ``encode`` would refuse."""
-    body = json.loads((EXAMPLES / "request.json").read_text(encoding="utf-8"))
-    body["persons"][0]["name"]["latin"]["surname"] = latin_surname
-    del body["persons"][0]["photo"], body["attachments"]
-    native = bodies.BODIES["request"].check(
-        {**body, "persons": [dict(body["persons"][0], name={
-            "cyrillic": body["persons"][0]["name"]["cyrillic"]})]}, "body")
-    native["persons"][0]["name"]["latin"] = {"surname": latin_surname, "first_name": "Anna"}
-    return bytes(bodies.BODIES["request"].spec()(native).dump())
+def _der_breaking_rule(
+    kind: str, body: dict[str, Any], change: Callable[[dict[str, Any]], None]
+) -> bytes:
+    """The DER of a valid body after ``change``: what ``encode`` would have refused."""
+    schema = bodies.BODIES[kind]
+    native = schema.check(body, "body")
+    change(native)
+    return schema.encode(native)
 
 
 # Files ----------------------------------------------------------------------------------

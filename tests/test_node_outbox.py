@@ -1,0 +1,97 @@
+"""Store-and-forward: the peer down, then up; order within a case; backoff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from gateway.cli.main import cli
+from gateway.demo import ANSWER_BODY, REQUEST_BODY
+from gateway.node import store
+from gateway.node.outbox import backoff, pick_batch
+from tests.nodes import PASSPHRASE, client, eventually, homes, serving
+
+
+def _rows(*specs: tuple[int, bytes, float, int]) -> list[sqlite3.Row]:
+    db = sqlite3.connect(":memory:")
+    db.row_factory = sqlite3.Row
+    db.execute("CREATE TABLE t (seq, case_id, next_attempt, size)")
+    db.executemany("INSERT INTO t VALUES (?,?,?,?)", specs)
+    return list(db.execute("SELECT * FROM t ORDER BY seq"))
+
+
+def test_pick_batch_keeps_case_order() -> None:
+    """A case's later envelope never overtakes an earlier one still waiting to retry."""
+    rows = _rows((1, b"a", 100.0, 10), (2, b"b", 0.0, 10), (3, b"a", 0.0, 10),
+                 (4, b"c", 0.0, 10), (5, b"b", 0.0, 10))
+    picked = pick_batch(rows, now=50.0, limit=10, blocked_cases=set())
+    assert [r["seq"] for r in picked] == [2, 4, 5]
+    assert [r["seq"] for r in pick_batch(rows, now=50.0, limit=2, blocked_cases=set())] == [2, 4]
+    assert [r["seq"] for r in pick_batch(rows, now=50.0, limit=10, blocked_cases={b"c"})] \
+        == [2, 5]
+
+
+def test_backoff_is_bounded_full_jitter() -> None:
+    for attempts in range(0, 40):
+        for _ in range(20):
+            delay = backoff(attempts, 0.5, 300.0)
+            assert 0 <= delay <= min(300.0, 0.5 * 2 ** attempts)
+
+
+async def test_peer_down_then_up_delivers_everything_in_order_A9_3(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """With the peer down, requests wait (first for the A9.3 list exchange, then for the
+    peer); when it comes back everything arrives once, in order."""
+    monkeypatch.setenv("GATEWAY_PASSPHRASE", PASSPHRASE.decode())
+    kz, by = homes(tmp_path)
+    sent = []
+    async with serving(kz, exchanged=False):
+        async with client(kz, "KZ-MVD") as kz_mvd:
+            for _ in range(5):
+                sent.append(await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY))
+            status = await kz_mvd.status(sent[0]["envelope_id"])
+            assert status["state"] == "queued"
+        result = CliRunner().invoke(cli, ["queue", "--home", str(kz.root), "--json"])
+        assert result.exit_code == 0, result.output
+        assert "signatory list not yet delivered to the peer (A9.3)" in result.output
+
+    async with serving(kz, by):
+        async with client(by, "BY-MVD") as by_mvd, client(kz, "KZ-MVD") as kz_mvd:
+            await eventually(lambda: len(store.Reader(by.db_path).all("SELECT 1 FROM inbox"))
+                             == 5, what="5 envelopes in the BY inbox")
+            page = await by_mvd.inbox()
+            assert [i["envelope_id"] for i in page["items"]] == \
+                [s["envelope_id"] for s in sent]
+            # An answer in the same case goes back, after its request.
+            sealed, _ = await by_mvd.open(sent[0]["envelope_id"])
+            await by_mvd.send(to="KZ-MVD", kind="answer", body=ANSWER_BODY, in_reply_to=sealed)
+            page = await kz_mvd.inbox(wait=10)
+            assert [i["kind"] for i in page["items"]] == ["answer"]
+            for item in sent:
+                assert (await kz_mvd.status(item["envelope_id"]))["state"] == "relayed"
+
+    result = CliRunner().invoke(cli, ["queue", "--home", str(kz.root)])
+    assert result.exit_code == 0 and "queue empty" in result.output
+
+
+async def test_relayed_request_starts_the_A10_3_deadline_on_both_sides(tmp_path: Path) -> None:
+    """A10.3: the deadline counts from the day the requested node received the request;
+    the requesting side takes that day from the signed relay receipt."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by):
+        async with client(kz, "KZ-MVD") as kz_mvd, client(by, "BY-MVD") as by_mvd:
+            sent = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
+            await eventually(lambda: (store.Reader(kz.db_path).one(
+                "SELECT due FROM cases WHERE case_id = ?",
+                bytes.fromhex(sent["case_id"])) or {"due": None})["due"],
+                what="the requesting side's due date")
+            ours = await kz_mvd.case(sent["case_id"])
+            theirs = await by_mvd.case(sent["case_id"])
+    assert ours["due"] == theirs["due"]
+    due = dt.datetime.fromisoformat(theirs["due"])
+    received = dt.datetime.fromisoformat(theirs["received_on"])
+    assert dt.timedelta(days=30) < due - received <= dt.timedelta(days=31)
+    assert theirs["days_left"] == 30 and not theirs["overdue"]
