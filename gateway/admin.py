@@ -14,13 +14,13 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ledger.store import Appender, Ledger
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
@@ -48,6 +48,7 @@ from keys.directory import (
 from keys.keyid import key_id
 from keys.signatories import Signatory, SignatoryList
 from ledger.entry import Event
+from ledger.store import Appender, Ledger
 
 DIRECTORY_VALIDITY = dt.timedelta(days=2 * 365)
 
@@ -61,6 +62,12 @@ def now_seconds() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+def _sleep_until(instant: dt.datetime) -> None:
+    wait = (instant - dt.datetime.now(dt.UTC)).total_seconds()
+    if wait > 0:
+        time.sleep(wait)
+
+
 def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat()
 
@@ -72,6 +79,12 @@ class AdminSession:
     ledger: Ledger
     reader: store.Reader
     passphrase: bytes
+    # The latest instant a change made in this session takes effect; the session ends
+    # only after it, so an operator's command returns with its changes in force.
+    in_force_at: dt.datetime | None = None
+
+    def _in_force_at(self, instant: dt.datetime) -> None:
+        self.in_force_at = max(instant, self.in_force_at or instant)
 
     @property
     def trust(self) -> Trust:
@@ -92,10 +105,13 @@ class AdminSession:
     def publish_directory(self, authorities: tuple[Authority, ...]) -> PartyDirectory:
         """Sign and store a new version of our directory; the outbox sends it (A2.2)."""
         current = self.own_directory()
-        issued = max(now_seconds(), current.issued)
+        # As with signatory lists: in force from the next whole second, and only once it
+        # is in force does the command return (an envelope is judged by its created second).
+        issued = max(now_seconds() + dt.timedelta(seconds=1), current.issued)
         directory = replace(current, version=current.version + 1, issued=issued,
                             expires=issued + DIRECTORY_VALIDITY, authorities=authorities)
         self._store_own_directory(directory, sent_at=None)
+        self._in_force_at(issued)
         return directory
 
     def _store_own_directory(self, directory: PartyDirectory, sent_at: str | None) -> None:
@@ -145,7 +161,11 @@ class AdminSession:
         """Sign and store a new list version, in force from now; the outbox sends it."""
         self.own_directory().authority(authority, dt.datetime.now(dt.UTC))
         previous = self._latest_list(authority)
-        effective = now_seconds()
+        # Signed times are whole seconds, and an envelope is judged by the list in force
+        # at its created second. A version takes effect at the next whole second, so an
+        # envelope created in this second stays under the old list, and the command
+        # returns only once the new one is in force (see docs/keys.md, A9.4).
+        effective = now_seconds() + dt.timedelta(seconds=1)
         if previous is not None:
             effective = max(effective, previous.effective)
         lst = SignatoryList(party=self.config.party, authority=authority,
@@ -165,6 +185,7 @@ class AdminSession:
                          ("version", lst.version))))
 
         self.transact(unit)
+        self._in_force_at(effective)
         return lst
 
     def add_signatory(self, authority: str, signatory: Signatory) -> SignatoryList:
@@ -280,10 +301,13 @@ def admin_session(home: Home, passphrase: bytes) -> Iterator[AdminSession]:
         store.create_schema(home.db_path)
         node_key = home.signing_key("node", passphrase)
         ledger = Ledger.open(home.db_path, origin=home.origin(), log_key=node_key)
+        session = AdminSession(home, config, ledger, store.Reader(home.db_path), passphrase)
         try:
-            yield AdminSession(home, config, ledger, store.Reader(home.db_path), passphrase)
+            yield session
         finally:
             ledger.close()
+        if session.in_force_at is not None:
+            _sleep_until(session.in_force_at)
 
 
 def init_node(root: Path, config: NodeConfig, passphrase: bytes, **kdf: int) -> Home:

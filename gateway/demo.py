@@ -21,7 +21,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-
 from gateway.admin import admin_session, init_node
 from gateway.client import AgencyClient, Profile
 from gateway.config import NodeConfig
@@ -83,10 +82,12 @@ def make_homes(root: Path, passphrase: bytes, *, interval: float = 0.5,
                             checkpoint_interval=interval, witness_interval=interval,
                             retry_base=0.05, retry_cap=1.0, entry_into_force=in_force)
         homes[party] = init_node(root / party.lower(), config, passphrase, **kdf)
-    for party, authority in (("KZ", "KZ-MVD"), ("BY", "BY-MVD")):
-        home = homes[party]
-        with admin_session(home, passphrase) as session:
-            session.enroll(authority, home.clients_dir / authority,
+    # Both enrolments in one stretch: each session waits for its changes to be in force
+    # (the next whole second), and the second wait is then already over.
+    with admin_session(homes["KZ"], passphrase) as kz, \
+            admin_session(homes["BY"], passphrase) as by:
+        for session, authority in ((kz, "KZ-MVD"), (by, "BY-MVD")):
+            session.enroll(authority, session.home.clients_dir / authority,
                            signatory_name_cyrillic="Иванов Иван",
                            signatory_name_latin="Ivanov Ivan", role="head")
     exported = {}

@@ -80,6 +80,7 @@ EVENT_TYPES: Mapping[str, int] = {
     "case_state_changed": 32,
     "deadline_passed": 33,
     "setup_overdue": 34,
+    "termination_received": 35,
     "consent_asked": 48,
     "consent_decided": 49,
     "destroyed": 50,
@@ -265,6 +266,15 @@ def _visible(value: str, tag: int | None = None) -> bytes:
     return parser.emit(_CONTEXT, _PRIMITIVE, tag, value.encode("ascii"))  # type: ignore[no-any-return]
 
 
+def _prev_field(prev_leaf_hash: bytes) -> bytes:
+    return parser.emit(_UNIVERSAL, _PRIMITIVE, _OCTET_STRING, prev_leaf_hash)  # type: ignore[no-any-return]
+
+
+# Every entry's contents start with ``PREV_HEADER || prevLeafHash``, then ``index_field``.
+PREV_HEADER = _prev_field(ZERO_HASH)[:-HASH_SIZE]
+PREV_FIELD_SIZE = len(PREV_HEADER) + HASH_SIZE
+index_field = _integer
+
 _TYPE_DER = {name: _integer(number) for name, number in EVENT_TYPES.items()}
 _AUTHORITY_DER: dict[tuple[str, int], bytes] = {}
 _MAX_CACHED_AUTHORITIES = 4096
@@ -317,7 +327,7 @@ def encode_event(event: Event) -> bytes:
 
 def entry_prefix(index: int, prev_leaf_hash: bytes) -> bytes:
     """The DER of the first two fields: what the hash chain and the position fix."""
-    return parser.emit(_UNIVERSAL, _PRIMITIVE, _OCTET_STRING, prev_leaf_hash) + _integer(index)  # type: ignore[no-any-return]
+    return _prev_field(prev_leaf_hash) + _integer(index)
 
 
 def encode_entry(index: int, prev_leaf_hash: bytes, event_der: bytes) -> bytes:

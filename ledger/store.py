@@ -10,7 +10,7 @@ Tables (docs/ledger.md, "Storage"), next to the node's own tables in the same fi
     ledger_cosignatures  (size INTEGER, line TEXT)               witnesses' lines
 
 Every perfect interior node is stored once, when its last leaf arrives, keyed by the
-order of creation (``node_key``); leaf hashes sit with their entries. A root, an
+order of creation (``tree.creation_index``); leaf hashes sit with their entries. A root, an
 inclusion proof or a consistency proof is then O(log n) stored hashes
 (``ledger.proof`` names them), fetched with one query per table.
 
@@ -40,6 +40,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,20 +81,13 @@ from ledger.note import (
     witness_verifier,
 )
 from ledger.proof import NodeId, ProofStep, consistency, fold, inclusion, root_nodes
-from ledger.tree import TreeEdge
+from ledger.tree import TreeEdge, creation_index
 
 T = TypeVar("T")
 
 STORE_FORMAT = "kzby-ledger/1"
 BUSY_TIMEOUT_MS = 10_000
-
-
-def node_key(node: NodeId) -> int:
-    """The storage key of an interior node (level >= 1): how many interior nodes were
-    completed before it. Leaf ``i`` completes nodes of levels 1, 2, … in turn, after
-    the ``i - popcount(i)`` interior nodes of the tree of ``i`` leaves."""
-    last_leaf = ((node.index + 1) << node.level) - 1
-    return last_leaf - last_leaf.bit_count() + node.level - 1
+LINGER_SECONDS = 0.001  # the most a batch waits for callers to come back (see _take)
 
 
 @dataclass(frozen=True)
@@ -102,15 +96,17 @@ class Appended:
     leaf_hash: bytes
 
 
-def create_tables(conn: sqlite3.Connection) -> None:
-    """Create the ledger's tables if missing (in the caller's transaction, if any)."""
+def create_tables(conn: sqlite3.Connection, *, with_nodes: bool = True) -> None:
+    """Create the ledger's tables if missing (in the caller's transaction, if any).
+    ``with_nodes=False`` leaves out the interior nodes (an auditor bundle)."""
     db = sqlite_utils.Database(conn)
     db.table("ledger_meta").create({"key": str, "value": str}, pk="key", not_null={"value"},
                              if_not_exists=True)
     db.table("ledger_entries").create({"idx": int, "entry": bytes, "leaf_hash": bytes}, pk="idx",
                                 not_null={"entry", "leaf_hash"}, if_not_exists=True)
-    db.table("ledger_nodes").create({"id": int, "hash": bytes}, pk="id", not_null={"hash"},
-                              if_not_exists=True)
+    if with_nodes:
+        db.table("ledger_nodes").create({"id": int, "hash": bytes}, pk="id",
+                                        not_null={"hash"}, if_not_exists=True)
     db.table("ledger_checkpoints").create({"size": int, "note": str}, pk="size",
                                     not_null={"note"}, if_not_exists=True)
     db.table("ledger_cosignatures").create({"size": int, "line": str}, pk=("size", "line"),
@@ -131,7 +127,7 @@ def fetch_nodes(conn: sqlite3.Connection, nodes: Iterable[NodeId]) -> dict[NodeI
     interior: dict[int, NodeId] = {}
     for node in nodes:
         if node.level:
-            interior[node_key(node)] = node
+            interior[creation_index(node)] = node
         else:
             leaves[node.index] = node
     found: dict[NodeId, bytes] = {}
@@ -182,7 +178,7 @@ class _Batch:
         der = encode_entry(index, self.last_leaf, event_der)
         leaf = hash_leaf(der)
         self.entries.append((index, der, leaf))
-        self.nodes.extend((node_key(node), value) for node, value in self.edge.append(leaf))
+        self.nodes.extend((creation_index(node), value) for node, value in self.edge.append(leaf))
         self.last_leaf = leaf
         return Appended(index, leaf)
 
@@ -432,22 +428,13 @@ class Ledger:
 
     def _run(self) -> None:
         pending: list[_Unit] = []
+        expected = 1
         try:
             while True:
-                item = self._queue.get()
-                stop = item is _STOP
-                pending = [] if stop else [item]
-                while not stop:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stop = True
-                    else:
-                        pending.append(item)
+                pending, stop = self._take(expected)
                 if pending:
                     self._write(pending)
+                    expected = len(pending)
                     pending = []
                 if stop:
                     return
@@ -458,6 +445,28 @@ class Ledger:
                     unit.error = Closed("the ledger writer stopped")
             _wake(pending)
 
+    def _take(self, expected: int) -> tuple[list[_Unit], bool]:
+        """The next batch: everything queued, waiting at most ``LINGER_SECONDS`` for as
+        many units as the last batch had. The callers just woken are usually about to
+        queue again, and waiting for them is what lets them share one fsync; a lone
+        caller (``expected == 1``) never waits."""
+        taken: list[_Unit] = []
+        item = self._queue.get()
+        deadline = time.monotonic() + LINGER_SECONDS
+        while item is not _STOP:
+            taken.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if len(taken) >= expected or remaining <= 0:
+                    return taken, False
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    return taken, False
+        return taken, True
+
     def _write(self, units: list[_Unit]) -> None:
         conn = self._conn
         assert conn is not None
@@ -465,15 +474,14 @@ class Ledger:
             batch = _Batch(self._edge, self._last_leaf)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            on_disk = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries"
-                                   ).fetchone()[0]
-            if on_disk != batch.edge.size:
-                raise ConcurrentWriter(f"the database holds {on_disk} entries, this writer "
-                                       f"expected {batch.edge.size}: another process writes")
             for unit in units:
                 self._run_unit(conn, batch, unit)
-            conn.executemany("INSERT INTO ledger_entries (idx, entry, leaf_hash) "
-                             "VALUES (?, ?, ?)", batch.entries)
+            try:
+                conn.executemany("INSERT INTO ledger_entries (idx, entry, leaf_hash) "
+                                 "VALUES (?, ?, ?)", batch.entries)
+            except sqlite3.IntegrityError:
+                # Our next index is taken: another process appended behind our back.
+                raise ConcurrentWriter("another process writes this ledger") from None
             conn.executemany("INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)", batch.nodes)
             conn.execute("COMMIT")
         except Exception as e:

@@ -52,3 +52,14 @@ class TreeEdge:
 
     def root(self) -> bytes:
         return fold(self._subtrees)
+
+
+def creation_index(node: NodeId) -> int:
+    """How many interior nodes (level >= 1) a growing tree completes before ``node``.
+
+    Leaf ``i`` completes nodes of levels 1, 2, … in turn, after the ``i - popcount(i)``
+    interior nodes of the tree of ``i`` leaves. Storage keys nodes by this number, so
+    reading them in key order replays ``TreeEdge.append``.
+    """
+    last_leaf = ((node.index + 1) << node.level) - 1
+    return last_leaf - last_leaf.bit_count() + node.level - 1

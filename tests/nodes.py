@@ -8,6 +8,7 @@ SQLite files.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -47,7 +48,7 @@ class Running:
             self.task = None
 
 
-async def start(home: Home) -> Running:
+async def start(home: Home, clock: Callable[[], dt.datetime] | None = None) -> Running:
     running = Running(home)
     ready = asyncio.Event()
 
@@ -55,8 +56,9 @@ async def start(home: Home) -> Running:
         running.addresses.update(addresses)
         ready.set()
 
+    kwargs = {"clock": clock} if clock is not None else {}
     running.task = asyncio.create_task(serve(home, PASSPHRASE, started=started,
-                                             stop=running.stop))
+                                             stop=running.stop, **kwargs))
     waiter = asyncio.create_task(ready.wait())
     done, _ = await asyncio.wait({waiter, running.task}, timeout=30,
                                  return_when=asyncio.FIRST_COMPLETED)
@@ -72,9 +74,10 @@ def lists_exchanged(*hs: Home) -> bool:
 
 
 @asynccontextmanager
-async def serving(*hs: Home, exchanged: bool = True) -> AsyncIterator[list[Running]]:
+async def serving(*hs: Home, exchanged: bool = True,
+                  clock: Callable[[], dt.datetime] | None = None) -> AsyncIterator[list[Running]]:
     """Run the nodes; with ``exchanged`` wait until the A9.3 list exchange is done."""
-    nodes = [await start(h) for h in hs]
+    nodes = [await start(h, clock) for h in hs]
     try:
         if exchanged and len(hs) == 2:
             await eventually(lambda: lists_exchanged(*hs), what="signatory lists exchanged")

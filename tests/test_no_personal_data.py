@@ -44,20 +44,19 @@ async def test_person_data_never_in_ledger_logs_or_database_A11_4(tmp_path: Path
     kz, by = homes(tmp_path)
     request = dict(REQUEST_BODY, persons=[PERSON])
     answer = dict(ANSWER_BODY, persons=[PERSON])
-    async with serving(kz, by):
-        async with client(kz, "KZ-MVD") as kz_mvd, client(by, "BY-MVD") as by_mvd:
-            for _ in range(3):
-                await kz_mvd.send(to="BY-MVD", kind="request", body=request)
-            await eventually(lambda: len(store.Reader(by.db_path).all("SELECT 1 FROM inbox"))
-                             == 3, what="delivery")
-            page = await by_mvd.inbox()
-            for item in page["items"]:
-                sealed, opened = await by_mvd.open(item["envelope_id"])
-                assert opened.body["persons"][0]["name"]["latin"]["surname"] == "Zhaksylykova"
-                await by_mvd.send(to="KZ-MVD", kind="answer", body=answer, in_reply_to=sealed)
-                await by_mvd.ack(item["envelope_id"])
-            await eventually(lambda: len(store.Reader(kz.db_path).all("SELECT 1 FROM inbox"))
-                             == 3, what="answers")
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd, client(by, "BY-MVD") as by_mvd:
+        for _ in range(3):
+            await kz_mvd.send(to="BY-MVD", kind="request", body=request)
+        await eventually(lambda: len(store.Reader(by.db_path).all("SELECT 1 FROM inbox"))
+                         == 3, what="delivery")
+        page = await by_mvd.inbox()
+        for item in page["items"]:
+            sealed, opened = await by_mvd.open(item["envelope_id"])
+            assert opened.body["persons"][0]["name"]["latin"]["surname"] == "Zhaksylykova"
+            await by_mvd.send(to="KZ-MVD", kind="answer", body=answer, in_reply_to=sealed)
+            await by_mvd.ack(item["envelope_id"])
+        await eventually(lambda: len(store.Reader(kz.db_path).all("SELECT 1 FROM inbox"))
+                         == 3, what="answers")
     runner = CliRunner()
     exports = []
     for home in (kz, by):

@@ -6,11 +6,10 @@ import base64
 import hashlib
 from pathlib import Path
 
-from ledger.store import Ledger
-
 from gateway.demo import ANSWER_BODY, REQUEST_BODY
 from gateway.node import store
 from gateway.receipt import verify_receipt
+from ledger.store import Ledger
 from tests.nodes import client, eventually, homes, serving
 
 

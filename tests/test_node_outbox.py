@@ -58,20 +58,19 @@ async def test_peer_down_then_up_delivers_everything_in_order_A9_3(tmp_path: Pat
         assert result.exit_code == 0, result.output
         assert "signatory list not yet delivered to the peer (A9.3)" in result.output
 
-    async with serving(kz, by):
-        async with client(by, "BY-MVD") as by_mvd, client(kz, "KZ-MVD") as kz_mvd:
-            await eventually(lambda: len(store.Reader(by.db_path).all("SELECT 1 FROM inbox"))
-                             == 5, what="5 envelopes in the BY inbox")
-            page = await by_mvd.inbox()
-            assert [i["envelope_id"] for i in page["items"]] == \
+    async with serving(kz, by), client(by, "BY-MVD") as by_mvd, client(kz, "KZ-MVD") as kz_mvd:
+        await eventually(lambda: len(store.Reader(by.db_path).all("SELECT 1 FROM inbox"))
+                         == 5, what="5 envelopes in the BY inbox")
+        page = await by_mvd.inbox()
+        assert [i["envelope_id"] for i in page["items"]] == \
                 [s["envelope_id"] for s in sent]
-            # An answer in the same case goes back, after its request.
-            sealed, _ = await by_mvd.open(sent[0]["envelope_id"])
-            await by_mvd.send(to="KZ-MVD", kind="answer", body=ANSWER_BODY, in_reply_to=sealed)
-            page = await kz_mvd.inbox(wait=10)
-            assert [i["kind"] for i in page["items"]] == ["answer"]
-            for item in sent:
-                assert (await kz_mvd.status(item["envelope_id"]))["state"] == "relayed"
+        # An answer in the same case goes back, after its request.
+        sealed, _ = await by_mvd.open(sent[0]["envelope_id"])
+        await by_mvd.send(to="KZ-MVD", kind="answer", body=ANSWER_BODY, in_reply_to=sealed)
+        page = await kz_mvd.inbox(wait=10)
+        assert [i["kind"] for i in page["items"]] == ["answer"]
+        for item in sent:
+            assert (await kz_mvd.status(item["envelope_id"]))["state"] == "relayed"
 
     result = CliRunner().invoke(cli, ["queue", "--home", str(kz.root)])
     assert result.exit_code == 0 and "queue empty" in result.output
@@ -81,15 +80,14 @@ async def test_relayed_request_starts_the_A10_3_deadline_on_both_sides(tmp_path:
     """A10.3: the deadline counts from the day the requested node received the request;
     the requesting side takes that day from the signed relay receipt."""
     kz, by = homes(tmp_path)
-    async with serving(kz, by):
-        async with client(kz, "KZ-MVD") as kz_mvd, client(by, "BY-MVD") as by_mvd:
-            sent = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
-            await eventually(lambda: (store.Reader(kz.db_path).one(
-                "SELECT due FROM cases WHERE case_id = ?",
-                bytes.fromhex(sent["case_id"])) or {"due": None})["due"],
-                what="the requesting side's due date")
-            ours = await kz_mvd.case(sent["case_id"])
-            theirs = await by_mvd.case(sent["case_id"])
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd, client(by, "BY-MVD") as by_mvd:
+        sent = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
+        await eventually(lambda: (store.Reader(kz.db_path).one(
+            "SELECT due FROM cases WHERE case_id = ?",
+            bytes.fromhex(sent["case_id"])) or {"due": None})["due"],
+            what="the requesting side's due date")
+        ours = await kz_mvd.case(sent["case_id"])
+        theirs = await by_mvd.case(sent["case_id"])
     assert ours["due"] == theirs["due"]
     due = dt.datetime.fromisoformat(theirs["due"])
     received = dt.datetime.fromisoformat(theirs["received_on"])

@@ -22,12 +22,11 @@ async def test_retention_destroys_bodies_and_answers_410_A11_5(tmp_path: Path,
     """A11.5: kept no longer than needed, then destroyed; the API says 410."""
     monkeypatch.setenv("GATEWAY_PASSPHRASE", PASSPHRASE.decode())
     kz, by = homes(tmp_path)
-    async with serving(kz, by):
-        async with client(kz, "KZ-MVD") as kz_mvd:
-            sent = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
-            await eventually(lambda: store.Reader(by.db_path).all("SELECT 1 FROM inbox"),
-                             what="delivery")
-            sealed = await kz_mvd.fetch(sent["envelope_id"])
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd:
+        sent = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
+        await eventually(lambda: store.Reader(by.db_path).all("SELECT 1 FROM inbox"),
+                         what="delivery")
+        sealed = await kz_mvd.fetch(sent["envelope_id"])
 
     # Nothing is due yet.
     dry = CliRunner().invoke(cli, ["retention", "apply", "--home", str(by.root), "--dry-run"])
@@ -51,10 +50,9 @@ async def test_retention_destroys_bodies_and_answers_410_A11_5(tmp_path: Path,
     verify = CliRunner().invoke(cli, ["ledger", "verify", "--home", str(by.root)])
     assert verify.exit_code == 0, verify.output
 
-    async with serving(kz, by):
-        async with client(by, "BY-MVD") as by_mvd:
-            try:
-                await by_mvd.fetch(sent["envelope_id"])
-                raise AssertionError("a destroyed envelope was served")
-            except ClientError as e:
-                assert e.code == "envelope.destroyed"
+    async with serving(kz, by), client(by, "BY-MVD") as by_mvd:
+        try:
+            await by_mvd.fetch(sent["envelope_id"])
+            raise AssertionError("a destroyed envelope was served")
+        except ClientError as e:
+            assert e.code == "envelope.destroyed"

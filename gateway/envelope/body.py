@@ -362,21 +362,21 @@ MODULE = asn1_module("KZBY-Body-v1", tuple(BODIES.values()))
 def encode(kind: str, body: object) -> bytes:
     """The DER of a body given in its JSON form, after every check of its table."""
     schema = BODIES[kinds.by_name(kind).name]
-    native = schema.check(body, "body")
-    der = schema.encode(native)
+    der = schema.encode(schema.check(body, "body"))
     if len(der) > limits.MAX_BODY:
         raise BodyTooLarge(f"body: {len(der)} bytes of DER is over {limits.MAX_BODY}")
     return der
 
 
 def decode(kind: str, der: bytes) -> dict[str, Any]:
-    """The JSON form of a body read from DER; a sender's DER meets the same checks as
-    its JSON would, so nothing reaches an agency system that ``encode`` would refuse."""
+    """The JSON form of a body read from DER. A sender's DER meets the same rules as its
+    JSON would, so nothing reaches an agency system that ``encode`` would refuse."""
     schema = BODIES[kinds.by_name(kind).name]
     value: Any = load_strict(
         schema.spec(), der, limits.MAX_BODY, BodyNotDer, too_large_cls=BodyTooLarge,
         what=f"{kind} body",
     )
-    body: dict[str, Any] = schema.to_json(value.native)
-    schema.check(body, "body")
+    native = schema.from_asn1(value.native)
+    schema.validate(native, "body")
+    body: dict[str, Any] = schema.to_json(native)
     return body

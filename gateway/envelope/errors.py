@@ -108,6 +108,17 @@ class CannotOpen(EnvelopeError):
     code = "envelope.cannot_open"
 
 
+# Files (the command line) -------------------------------------------------------------
+
+
+class CannotRead(EnvelopeError):
+    code = "envelope.cannot_read"
+
+
+class CannotWrite(EnvelopeError):
+    code = "envelope.cannot_write"
+
+
 # Bodies ------------------------------------------------------------------------------
 
 

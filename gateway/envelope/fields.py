@@ -1,10 +1,15 @@
 """A small declarative schema language for bodies.
 
-One table per kind (body.py) drives three things, so they cannot drift apart:
+One table per kind (body.py) drives four things, so they cannot drift apart:
 
-- ``check``: validation of the JSON form, closed (an unknown key is an error);
-- ``spec``: the asn1crypto class that gives the DER form;
-- ``asn1``: the ASN.1 text that docs/protocol.md quotes.
+- ``parse``: the JSON form to native values, closed (an unknown key is an error);
+- ``validate``: every rule, on native values, whether they came from JSON or from DER;
+- ``spec`` and ``to_asn1``: the asn1crypto classes that give the DER form;
+- ``definition``: the ASN.1 text that docs/protocol.md quotes.
+
+Native values are what asn1crypto reads and writes: ``str``, ``int``, ``bool``,
+``bytes``, lists and dicts (absent optional fields are left out). They equal the JSON
+form except for binary fields, which JSON carries as base64 or hex.
 
 Every SEQUENCE is written with AUTOMATIC TAGS: component *i* is ``[i] IMPLICIT``, so an
 optional field can never be mistaken for the next one. JSON names are snake_case; the
@@ -46,18 +51,25 @@ def camel(name: str) -> str:
 
 
 class FieldType(ABC):
-    """A value's three forms: JSON, asn1crypto native (for DER), and ASN.1 text."""
+    """A value's forms: JSON, native (for asn1crypto), and ASN.1 text."""
 
     #: The ASN.1 name used where the type appears in a component list.
     ref: str
 
-    @abstractmethod
-    def check(self, value: object, path: str) -> Any:
-        """The native value for ``value`` in its JSON form, or a ``BodyError``."""
+    def parse(self, value: object, path: str) -> Any:
+        """The native value of ``value`` in its JSON form; a leaf's is the value itself."""
+        return value
 
     @abstractmethod
+    def validate(self, native: Any, path: str) -> None:
+        """Every rule of the type, or a ``BodyError`` naming ``path``."""
+
     def to_json(self, native: Any) -> Any:
-        """The JSON form of a native value read from DER (``check`` validates it)."""
+        return native
+
+    def from_asn1(self, native: Any) -> Any:
+        """Our native form of asn1crypto's ``.native`` (which gives absent fields as None)."""
+        return native
 
     @abstractmethod
     def spec(self) -> type:
@@ -91,19 +103,15 @@ class Text(FieldType):
         self.max_chars = max_chars
         self.single_line = single_line
 
-    def check(self, value: object, path: str) -> Any:
-        if not isinstance(value, str):
+    def validate(self, native: Any, path: str) -> None:
+        if not isinstance(native, str):
             raise BadValue(f"{path} must be a string")
-        if not 1 <= len(value) <= self.max_chars:
+        if not 1 <= len(native) <= self.max_chars:
             raise BadValue(f"{path} must be 1 to {self.max_chars} characters")
-        if unicodedata.normalize("NFC", value) != value:
+        if unicodedata.normalize("NFC", native) != native:
             raise BadValue(f"{path} must be in Unicode NFC form")
-        if _CONTROL.search(value) or (self.single_line and ("\n" in value or "\t" in value)):
+        if _CONTROL.search(native) or (self.single_line and ("\n" in native or "\t" in native)):
             raise BadValue(f"{path} holds control characters")
-        return value
-
-    def to_json(self, native: Any) -> Any:
-        return native
 
     def spec(self) -> type:
         return core.UTF8String  # type: ignore[no-any-return]
@@ -113,17 +121,18 @@ class Text(FieldType):
 
 
 class Name(Text):
-    """A part of a person's name in one script (A6.1 item 1, A14)."""
+    """A part of a person's name in one script (A6.1 item 1, A14); the rules are the
+    ones keys/ applies to the names of officials."""
 
     def __init__(self, script: str) -> None:
         super().__init__(f"{script.title()}Name", 256, single_line=True)
         self.script = script
         self._check_script = check_cyrillic if script == "cyrillic" else check_latin
 
-    def check(self, value: object, path: str) -> Any:
-        super().check(value, path)
+    def validate(self, native: Any, path: str) -> None:
+        super().validate(native, path)
         try:
-            return self._check_script(value, path)
+            self._check_script(native, path)
         except BadName as e:
             raise BadScript(e.message) from None
         except KeysError as e:
@@ -146,15 +155,13 @@ class Pattern(FieldType):
         self.max_chars = max_chars
         self.min_chars = min_chars
 
-    def check(self, value: object, path: str) -> Any:
-        if not isinstance(value, str) or len(value) > self.max_chars:
+    def validate(self, native: Any, path: str) -> None:
+        if (
+            not isinstance(native, str)
+            or len(native) > self.max_chars
+            or self.regex.fullmatch(native) is None
+        ):
             raise BadValue(f"{path} must be {self.what}")
-        if self.regex.fullmatch(value) is None:
-            raise BadValue(f"{path} must be {self.what}")
-        return value
-
-    def to_json(self, native: Any) -> Any:
-        return native
 
     def spec(self) -> type:
         return core.PrintableString if self.asn1 == "PrintableString" else core.IA5String  # type: ignore[no-any-return]
@@ -174,13 +181,12 @@ class Date(Pattern):
             "Date", "PrintableString", r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "a date YYYY-MM-DD", 10, 10
         )
 
-    def check(self, value: object, path: str) -> Any:
-        super().check(value, path)
+    def validate(self, native: Any, path: str) -> None:
+        super().validate(native, path)
         try:
-            date.fromisoformat(str(value))
+            date.fromisoformat(native)
         except ValueError:
             raise BadValue(f"{path} must be a calendar date YYYY-MM-DD") from None
-        return value
 
 
 class Boolean(FieldType):
@@ -190,15 +196,11 @@ class Boolean(FieldType):
         self.const = const
         self.ref = "BOOLEAN"
 
-    def check(self, value: object, path: str) -> Any:
-        if not isinstance(value, bool):
+    def validate(self, native: Any, path: str) -> None:
+        if not isinstance(native, bool):
             raise BadValue(f"{path} must be true or false")
-        if self.const is not None and value is not self.const:
+        if self.const is not None and native is not self.const:
             raise BadValue(f"{path} must be {str(self.const).lower()}")
-        return value
-
-    def to_json(self, native: Any) -> Any:
-        return native
 
     def spec(self) -> type:
         return core.Boolean  # type: ignore[no-any-return]
@@ -209,15 +211,11 @@ class Count(FieldType):
         self.maximum = maximum
         self.ref = f"INTEGER (0..{maximum})"
 
-    def check(self, value: object, path: str) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int):
+    def validate(self, native: Any, path: str) -> None:
+        if isinstance(native, bool) or not isinstance(native, int):
             raise BadValue(f"{path} must be an integer")
-        if not 0 <= value <= self.maximum:
+        if not 0 <= native <= self.maximum:
             raise BadValue(f"{path} must be from 0 to {self.maximum}")
-        return value
-
-    def to_json(self, native: Any) -> Any:
-        return native
 
     def spec(self) -> type:
         return core.Integer  # type: ignore[no-any-return]
@@ -237,13 +235,9 @@ class Enum(FieldType):
         self.error = error
         self._spec = type(ref, (core.Enumerated,), {"_map": dict(enumerate(names, start=1))})
 
-    def check(self, value: object, path: str) -> Any:
-        if not isinstance(value, str) or value not in self.names:
+    def validate(self, native: Any, path: str) -> None:
+        if not isinstance(native, str) or native not in self.names:
             raise self.error(f"{path} must be one of: {', '.join(self.names)}")
-        return value
-
-    def to_json(self, native: Any) -> Any:
-        return native
 
     def spec(self) -> type:
         return self._spec
@@ -260,16 +254,22 @@ class Binary(FieldType):
         self.ref = ref
         self.max_size = max_size
 
-    def check(self, value: object, path: str) -> Any:
+    def parse(self, value: object, path: str) -> Any:
         if not isinstance(value, str) or len(value) > 4 * -(-self.max_size // 3):
             raise BadValue(f"{path} must be base64 of at most {self.max_size} bytes")
         try:
             raw = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise BadValue(f"{path} must be base64 (RFC 4648 section 4, padded)") from None
-        if base64.b64encode(raw).decode("ascii") != value:
+        # Only a padded last group can hide stray bits; re-encoding it shows them.
+        tail = len(raw) % 3
+        if tail and base64.b64encode(raw[-tail:]).decode("ascii") != value[-4:]:
             raise BadValue(f"{path} must be canonical base64")
         return raw
+
+    def validate(self, native: Any, path: str) -> None:
+        if not isinstance(native, bytes) or len(native) > self.max_size:
+            raise BadValue(f"{path} must be at most {self.max_size} bytes")
 
     def to_json(self, native: Any) -> Any:
         return base64.b64encode(native).decode("ascii")
@@ -289,13 +289,17 @@ class Hex(FieldType):
         self.size = size
         self._regex = re.compile(f"[0-9a-f]{{{2 * size}}}")
 
-    def check(self, value: object, path: str) -> Any:
+    def parse(self, value: object, path: str) -> Any:
         if not isinstance(value, str) or self._regex.fullmatch(value) is None:
             raise BadValue(f"{path} must be {2 * self.size} lowercase hex digits")
         return bytes.fromhex(value)
 
+    def validate(self, native: Any, path: str) -> None:
+        if not isinstance(native, bytes) or len(native) != self.size:
+            raise BadValue(f"{path} must be {self.size} bytes")
+
     def to_json(self, native: Any) -> Any:
-        return native.hex() if isinstance(native, bytes) else native
+        return native.hex()
 
     def spec(self) -> type:
         return core.OctetString  # type: ignore[no-any-return]
@@ -326,15 +330,26 @@ class ListOf(FieldType):
         self.ref = f"SEQUENCE (SIZE ({min_items}..{max_items})) OF {item.ref}"
         self._spec = type(f"ListOf{item.ref}", (core.SequenceOf,), {"_child_spec": item.spec()})
 
-    def check(self, value: object, path: str) -> Any:
+    def parse(self, value: object, path: str) -> Any:
         if not isinstance(value, list):
             raise BadValue(f"{path} must be a list")
-        if not self.min_items <= len(value) <= self.max_items:
+        if len(value) > self.max_items:  # before parsing what would be refused anyway
             raise BadValue(f"{path} must have {self.min_items} to {self.max_items} items")
-        return [self.item.check(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [self.item.parse(item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+    def validate(self, native: Any, path: str) -> None:
+        if not isinstance(native, list):
+            raise BadValue(f"{path} must be a list")
+        if not self.min_items <= len(native) <= self.max_items:
+            raise BadValue(f"{path} must have {self.min_items} to {self.max_items} items")
+        for i, item in enumerate(native):
+            self.item.validate(item, f"{path}[{i}]")
 
     def to_json(self, native: Any) -> Any:
         return [self.item.to_json(item) for item in native]
+
+    def from_asn1(self, native: Any) -> Any:
+        return [self.item.from_asn1(item) for item in native]
 
     def to_asn1(self, native: Any, params: dict[str, Any]) -> Any:
         return _built(self._spec, [self.item.to_asn1(item, {}) for item in native], params)
@@ -406,7 +421,7 @@ class Struct(FieldType):
             },
         )
 
-    def check(self, value: object, path: str) -> Any:
+    def parse(self, value: object, path: str) -> Any:
         if not isinstance(value, dict):
             raise BadValue(f"{path} must be an object")
         for key in value:
@@ -415,22 +430,36 @@ class Struct(FieldType):
                 raise UnknownField(f"{path}: field {quotable(key)} is not allowed{where}")
         native: dict[str, Any] = {}
         for f in self.fields:
-            if f.name not in value:
-                if not f.optional:
-                    error = self.missing.get(f.name, MissingField)
-                    raise error(f"{path}.{f.name} is missing")
-                continue
-            native[f.name] = f.type.check(value[f.name], f"{path}.{f.name}")
-        for rule in self.rules:
-            rule(native, path)
+            if f.name in value:
+                native[f.name] = f.type.parse(value[f.name], f"{path}.{f.name}")
+            elif not f.optional:
+                raise self.missing.get(f.name, MissingField)(f"{path}.{f.name} is missing")
         return native
 
+    def validate(self, native: Any, path: str) -> None:
+        if not isinstance(native, dict):
+            raise BadValue(f"{path} must be an object")
+        for f in self.fields:
+            if f.name in native:
+                f.type.validate(native[f.name], f"{path}.{f.name}")
+        for rule in self.rules:
+            rule(native, path)
+
     def to_json(self, native: Any) -> Any:
+        return {f.name: f.type.to_json(native[f.name]) for f in self.fields if f.name in native}
+
+    def from_asn1(self, native: Any) -> Any:
         return {
-            f.name: f.type.to_json(native[f.name])
+            f.name: f.type.from_asn1(native[f.name])
             for f in self.fields
-            if native.get(f.name) is not None
+            if native[f.name] is not None
         }
+
+    def check(self, value: object, path: str) -> dict[str, Any]:
+        """The native value of a JSON object, after every rule."""
+        native: dict[str, Any] = self.parse(value, path)
+        self.validate(native, path)
+        return native
 
     def to_asn1(self, native: Any, params: dict[str, Any]) -> Any:
         children = {
@@ -441,7 +470,7 @@ class Struct(FieldType):
         return _built(self._spec, children, params)
 
     def encode(self, native: Any) -> bytes:
-        """The DER of a value ``check`` returned."""
+        """The DER of a valid native value."""
         return bytes(self.to_asn1(native, {}).dump())
 
     def spec(self) -> type:

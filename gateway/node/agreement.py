@@ -1,6 +1,8 @@
 """The agreement's clocks, watched by a running node.
 
 - **A10.3**: an open case past its due instant gets one ``deadline_passed`` ledger entry.
+- **A17**: ``record_termination`` sets the end date when a termination notice is
+  received (by us from the peer, or by the peer from us, per its relay receipt).
 - **A9.3**: once the 45 days after entry into force are over, every authority whose
   signatory list was not delivered (ours) or not received (the peer's) gets one
   ``setup_overdue`` ledger entry and an alarm.
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from gateway.node.worker import Worker
 from gateway.rules import cases as case_rules
-from gateway.rules.deadlines import setup_due
+from gateway.rules.deadlines import setup_due, termination_end
 from ledger.entry import Event
 from ledger.store import Appender
 
@@ -107,3 +109,21 @@ async def record_setup_overdue(node: Node) -> int:
     if recorded:
         log.warning("A9.3: %d signatory list(s) overdue", recorded)
     return recorded
+
+
+def record_termination(db: sqlite3.Connection, appender: Appender, *, received_at: dt.datetime,
+                       receiving_party: str, envelope_id: bytes) -> None:
+    """A17: the agreement ends 6 months after the other Party received the notice.
+
+    The earliest notice counts: a second notice cannot postpone the end.
+    """
+    ends_at = termination_end(received_at, receiving_party)
+    row = db.execute("SELECT value FROM agreement WHERE key = 'ends_at'").fetchone()
+    if row is not None and dt.datetime.fromisoformat(row["value"]) <= ends_at:
+        return
+    db.execute("INSERT OR REPLACE INTO agreement (key, value) VALUES ('ends_at', ?)",
+               (_iso(ends_at),))
+    appender.append(Event(type="termination_received", time=received_at,
+                          envelope_id=envelope_id,
+                          details=(("ends_at", int(ends_at.timestamp())),
+                                   ("received_by", receiving_party.lower()))))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +31,7 @@ from gateway.node.answers import HEADER, sign_answer
 from gateway.node.appkeys import LISTENERS, NODE, REQUEST_BODY
 from gateway.node.service import Node, open_node
 from gateway.node.status import status_code_for
+from gateway.node.trust import now_utc
 
 log = logging.getLogger("gateway.node")
 
@@ -275,7 +277,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
 
-def create_app(home: Home, passphrase: bytes) -> web.Application:
+def create_app(home: Home, passphrase: bytes,
+               clock: Callable[[], dt.datetime] = now_utc) -> web.Application:
     """The node app. Its resources (database, ledger, workers) live in cleanup_ctx."""
     app = web.Application(
         middlewares=[sign_peer_answers, errors, listener_guard],
@@ -284,7 +287,7 @@ def create_app(home: Home, passphrase: bytes) -> web.Application:
     app[LISTENERS] = {}
 
     async def node_ctx(app: web.Application) -> AsyncIterator[None]:
-        node = await open_node(home, passphrase)
+        node = await open_node(home, passphrase, clock)
         app[NODE] = node
         try:
             await node.start_workers()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.errors import CODED_ERRORS
 from gateway.node import store
+from gateway.node.agreement import record_termination
 from gateway.node.peer import PeerClient, PeerRefused, PeerUnavailable
 from gateway.node.trust import export_directory_file
 from gateway.node.worker import Worker
@@ -180,6 +181,10 @@ class OutboxWorker(Worker):
                 if raw:
                     db.execute("UPDATE outbox SET sent_at = ?, peer_receipt = ?, "
                                "last_error = NULL WHERE seq = ?", (_iso(now), raw, row["seq"]))
+                    if row["kind"] == "termination_notice":
+                        record_termination(db, appender, received_at=receipt.time,
+                                           receiving_party=node.trust.peer_directory.party,
+                                           envelope_id=bytes(row["envelope_id"]))
                     if row["kind"] == "request":
                         # A10.3 runs from the day the requested node received it.
                         db.execute("UPDATE cases SET received_on = ?, due = ? WHERE "

@@ -9,6 +9,7 @@ then the workers finish their current step and the ledger closes.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from gateway.config import parse_hostport
 from gateway.home import Home
 from gateway.node.app import create_app
 from gateway.node.appkeys import LISTENERS, NODE
+from gateway.node.trust import now_utc
 
 log = logging.getLogger("gateway.node")
 SHUTDOWN_TIMEOUT = 10.0
@@ -47,11 +49,12 @@ def _address(sock: socket.socket) -> str:
 
 async def serve(home: Home, passphrase: bytes, *,
                 started: Callable[[dict[str, str]], Awaitable[None] | None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None,
+                clock: Callable[[], dt.datetime] = now_utc) -> None:
     """Serve until ``stop`` is set (or a signal arrives when ``stop`` is None)."""
     config = home.config()
     with home.writer_lock():
-        app = create_app(home, passphrase)
+        app = create_app(home, passphrase, clock)
         runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()

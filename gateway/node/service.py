@@ -36,6 +36,7 @@ from gateway.envelope.check import EnvelopeVerifier
 from gateway.errors import CODED_ERRORS, GatewayError
 from gateway.home import Home
 from gateway.node import store
+from gateway.node.agreement import record_termination
 from gateway.node.batch import BATCH_OVERHEAD, decode_batch
 from gateway.node.metrics import Metrics
 from gateway.node.trust import (
@@ -60,6 +61,9 @@ log = logging.getLogger("gateway.node")
 
 class NodeError(GatewayError):
     code = "node.error"
+
+
+_KIND_EVENTS = {"consent_request": "consent_asked", "consent_decision": "consent_decided"}
 
 
 def _same_or_conflict(row: sqlite3.Row | None, envelope_hash: bytes) -> tuple[int, bytes] | None:
@@ -204,6 +208,13 @@ class Node:
             to_authority=header.recipient,
             details=(("from", old_state), ("kind", header.kind), ("to", new_state))))
 
+    def _kind_events(self, appender: Appender, header: Any, envelope_hash: bytes,
+                     now: dt.datetime) -> None:
+        """A11.2, A11.3: consent asked and decided are events of their own."""
+        event_type = _KIND_EVENTS.get(header.kind)
+        if event_type is not None:
+            appender.append(self._event(event_type, header, envelope_hash, now))
+
     def _existing(self, envelope_id: bytes, envelope_hash: bytes) -> tuple[int, bytes] | None:
         """Step 4: (ledger index, receipt) of an earlier identical envelope, or None."""
         row = self.reader.one("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
@@ -266,6 +277,7 @@ class Node:
             return earlier
         self._case_step(db, appender, header, now, received_here=False)
         appended = appender.append(self._event("submitted", header, envelope_hash, now))
+        self._kind_events(appender, header, envelope_hash, now)
         receipt = make_receipt("submission", self.party, header.envelope_id, envelope_hash,
                                appended.index, now, self.node_key)
         self._insert_envelope(db, header, envelope_hash, sealed, "outgoing", now,
@@ -320,6 +332,10 @@ class Node:
         self._case_step(db, appender, header, now, received_here=True)
         appended = appender.append(self._event("received_from_peer", header, envelope_hash,
                                                now))
+        self._kind_events(appender, header, envelope_hash, now)
+        if header.kind == "termination_notice":
+            record_termination(db, appender, received_at=now, receiving_party=self.party,
+                               envelope_id=header.envelope_id)
         receipt = make_receipt("relay", self.party, header.envelope_id, envelope_hash,
                                appended.index, now, self.node_key)
         self._insert_envelope(db, header, envelope_hash, sealed, "incoming", now,
