@@ -10,8 +10,9 @@
 
 ``seal`` and ``open`` take bodies in their JSON form (docs/protocol.md, "Bodies";
 docs/examples/ has one per kind). Every failure is a ``GatewayError`` with a stable
-``code``; ``open`` gives the one ``envelope.cannot_open`` for any key or decryption
-problem, and ``envelope.bad_signature`` when the signature fails. Nodes check envelopes
+``code`` (or a ``KeysError`` a signatory registry raises); ``open`` gives the one
+``envelope.cannot_open`` for any key or decryption problem, and
+``envelope.bad_signature`` when the signature fails. Nodes check envelopes
 with ``EnvelopeVerifier``, which needs no private key.
 """
 

@@ -19,7 +19,7 @@ The procedure (docs/ledger.md, "Verifying a ledger"); the first failure raises a
    size ``s`` (``ledger.checkpoint_mismatch``).
 5. Given the stored interior nodes (a node's database, not a bundle), each equals the
    node recomputed from the entries (``ledger.node_mismatch``): proofs served from them
-   are then right.
+   are then right. Nodes are derived data, so this is reported last.
 6. No checkpoint covers more entries than there are: a stored one means entries were cut
    off (``ledger.truncated``), a brought one means an older copy of the log was restored
    (``ledger.rollback``).
@@ -80,7 +80,7 @@ class AuditReport:
     cosigned: dict[str, int] = field(default_factory=dict)
 
 
-def _check_checkpoints(notes: Iterable[tuple[int, str]], log: NoteVerifier,
+def _check_checkpoints(notes: Iterable[tuple[int, str | bytes]], log: NoteVerifier,
                        witnesses: Sequence[NoteVerifier], report: AuditReport
                        ) -> dict[int, bytes]:
     """Steps 1: every stored checkpoint, by size; returns the signed roots."""
@@ -107,7 +107,7 @@ def _check_checkpoints(notes: Iterable[tuple[int, str]], log: NoteVerifier,
 
 def audit(
     entries: Iterable[tuple[int, bytes, bytes | None]],
-    checkpoints: Iterable[tuple[int, str]],
+    checkpoints: Iterable[tuple[int, str | bytes]],
     *,
     log: NoteVerifier,
     witnesses: Sequence[NoteVerifier] = (),
@@ -130,7 +130,8 @@ def audit(
     for note in trusted:  # step 2: the auditor's own input must be right, or it is an error
         checkpoint = open_checkpoint(note, log).checkpoint
         brought[checkpoint.size] = checkpoint.root
-    size = _check_entries(entries, signed_roots, brought, stored_nodes, deep, progress)
+    size, node_failure = _check_entries(entries, signed_roots, brought, stored_nodes, deep,
+                                        progress)
     report.size = size
     for stored in sorted(signed_roots):  # step 6
         if stored > size:
@@ -140,6 +141,8 @@ def audit(
         if held > size:
             raise Rollback(f"the log holds {size} entries, a checkpoint held elsewhere "
                            f"covers {held}: an older copy of the log?", index=size, size=held)
+    if node_failure is not None:
+        raise node_failure
     return report
 
 
@@ -162,13 +165,16 @@ def _check_entries(
     stored_nodes: Iterable[tuple[int, bytes]] | None,
     deep: bool,
     progress: Callable[[int], None] | None,
-) -> int:
-    """Steps 3-5; returns the number of entries."""
+) -> tuple[int, NodeMismatch | None]:
+    """Steps 3-5; returns the number of entries and the first wrong stored node."""
     sizes_to_check = set(signed_roots) | set(brought)
     if 0 in sizes_to_check:
         _check_root(0, EMPTY_ROOT, signed_roots, brought)
     nodes: Iterator[tuple[int, bytes]] | None = iter(stored_nodes) \
         if stored_nodes is not None else None
+    # Nodes are derived data: a wrong node is reported only if every entry is right, so
+    # that a changed entry is named by its own index, not by the node above it.
+    node_failure: NodeMismatch | None = None
     edge = TreeEdge()
     prev = ZERO_HASH
     sha256, parse, index_of = hashlib.sha256, parser.parse, index_field
@@ -205,21 +211,22 @@ def _check_entries(
                 raise MalformedEntry(e.message, index=index) from None
         # Steps 4-5: grow the tree; compare the nodes it completes and the signed roots.
         completed = edge.append(leaf)
-        if nodes is not None:
+        if nodes is not None and node_failure is None:
             for node, value in completed:
                 stored = next(nodes, None)
                 if stored is None or stored[0] != creation_index(node) or stored[1] != value:
-                    raise NodeMismatch(f"the stored tree node at level {node.level} over "
-                                       f"entries {node.begin}..{node.end - 1} is wrong",
-                                       index=node.begin)
+                    node_failure = NodeMismatch(
+                        f"the stored tree node at level {node.level} over entries "
+                        f"{node.begin}..{node.end - 1} is wrong", index=node.begin)
+                    break
         prev = leaf
         index += 1
         if index in sizes_to_check:
             _check_root(index, edge.root(), signed_roots, brought)
         if progress is not None and index % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
-    if nodes is not None and next(nodes, None) is not None:
-        raise NodeMismatch("tree nodes are stored beyond the entries", index=index)
+    if nodes is not None and node_failure is None and next(nodes, None) is not None:
+        node_failure = NodeMismatch("tree nodes are stored beyond the entries", index=index)
     if progress is not None and index % PROGRESS_EVERY:
         progress(index % PROGRESS_EVERY)
-    return index
+    return index, node_failure

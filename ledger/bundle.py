@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ledger.audit import AuditReport, audit
 from ledger.errors import BadBundle, NotALedger
-from ledger.note import NoteVerifier, parse_note, parse_signature_line
+from ledger.note import NoteVerifier
 from ledger.store import create_tables, read_meta
 
 BUNDLE_FORMAT = "kzby-ledger-bundle/1"
@@ -103,29 +103,28 @@ class LedgerSource:
             return []  # a node database has no key table
 
     def entries(self) -> Iterator[tuple[int, bytes, bytes | None]]:
-        cursor = self.conn.execute("SELECT idx, entry, leaf_hash FROM ledger_entries "
-                                   "ORDER BY idx")
+        # CAST: a tampered row may hold TEXT where bytes belong; its bytes are still
+        # checked like any others (and found out), instead of failing to decode here.
+        cursor = self.conn.execute(
+            "SELECT idx, COALESCE(CAST(entry AS BLOB), x''), CAST(leaf_hash AS BLOB) "
+            "FROM ledger_entries ORDER BY idx")
         while rows := cursor.fetchmany(_FETCH):
-            for index, der, leaf in rows:
-                if not isinstance(der, bytes) or not isinstance(leaf, bytes | None):
-                    raise BadBundle(f"entry {index} is not stored as bytes")
-                yield index, der, leaf
+            yield from rows
 
-    def checkpoints(self) -> Iterator[tuple[int, str]]:
-        """``(size, note with every stored cosignature line)`` in size order."""
-        cosignatures: dict[int, list[str]] = {}
+    def checkpoints(self) -> Iterator[tuple[int, bytes]]:
+        """``(size, note followed by every cosignature line stored for it)``, by size.
+
+        The lines are appended as stored, unparsed: ``audit`` parses and checks it all.
+        """
+        cosignatures: dict[int, list[bytes]] = {}
         for size, line in self.conn.execute(
-                "SELECT size, line FROM ledger_cosignatures ORDER BY size, rowid"):
-            cosignatures.setdefault(size, []).append(line)
-        for size, text in self.conn.execute("SELECT size, note FROM ledger_checkpoints "
-                                            "ORDER BY size"):
-            if not isinstance(text, str) or not isinstance(size, int):
-                raise BadBundle(f"checkpoint {size} is not stored as text")
-            lines = cosignatures.get(size, [])
-            if lines:
-                note = parse_note(text).with_signatures(*map(parse_signature_line, lines))
-                text = str(note)
-            yield size, text
+                "SELECT size, CAST(line AS BLOB) FROM ledger_cosignatures ORDER BY size, rowid"):
+            cosignatures.setdefault(size, []).append(line if line.endswith(b"\n")
+                                                     else line + b"\n")
+        for size, note in self.conn.execute(
+                "SELECT size, COALESCE(CAST(note AS BLOB), x'') FROM ledger_checkpoints "
+                "ORDER BY size"):
+            yield size, note + b"".join(cosignatures.get(size, []))
 
     def stored_nodes(self) -> Iterator[tuple[int, bytes]] | None:
         """The interior nodes a node's database keeps (a bundle keeps none)."""

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import nacl.bindings
+import nacl.exceptions
 import pytest
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
@@ -218,13 +220,22 @@ def test_a_stream_cut_or_reordered_at_a_chunk_boundary_cannot_open() -> None:
 
 
 def test_every_chunk_is_bound_to_the_header() -> None:
-    """The header DER is the associated data of every chunk, not only the first."""
-    body = b"\x02" * (2 * limits.CHUNK_SIZE)
+    """The header DER is the associated data of every chunk, not only the first: a
+    second chunk pulled with other associated data fails even after a good first one."""
     key, stream = b"\x03" * 32, b"\x04" * 24
-    one = encrypt_body(body, key, stream, b"header one")
-    two = encrypt_body(body, key, stream, b"header two")
+    ciphertext = encrypt_body(b"\x02" * (2 * limits.CHUNK_SIZE), key, stream, b"header")
     step = limits.CHUNK_SIZE + limits.CHUNK_OVERHEAD
-    assert one[step:] != two[step:]
+
+    def second_chunk_with(ad: bytes) -> None:
+        state = nacl.bindings.crypto_secretstream_xchacha20poly1305_state()
+        nacl.bindings.crypto_secretstream_xchacha20poly1305_init_pull(state, stream, key)
+        nacl.bindings.crypto_secretstream_xchacha20poly1305_pull(state, ciphertext[:step],
+                                                                 b"header")
+        nacl.bindings.crypto_secretstream_xchacha20poly1305_pull(state, ciphertext[step:], ad)
+
+    second_chunk_with(b"header")
+    with pytest.raises(nacl.exceptions.CryptoError):
+        second_chunk_with(b"another header")
 
 
 # Recipient failures give one opaque code --------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from gateway import sdk
 from gateway.envelope import body as bodies
-from gateway.envelope import kinds
+from gateway.envelope import errors, kinds
 from gateway.envelope.check import EnvelopeVerifier
 from gateway.envelope.seal import InReplyTo, key_commitment, seal_envelope
 from gateway.envelope.wire import Header, decode
@@ -168,3 +169,28 @@ def test_header_field_names_carry_no_subject_or_person_A11_1() -> None:
     for person_text in ("Тестова", "Testova", "1990-01-01", "0000000"):
         assert person_text.encode() not in header
     assert _time(request["created"]).tzinfo == UTC
+
+
+# docs/protocol.md shows real vectors and every code ----------------------------------------
+
+PROTOCOL = (HERE.parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+
+
+def test_protocol_example_is_the_acknowledgement_vector() -> None:
+    block = re.search(r"<!-- vector: good/acknowledgement -->\n```hex\n(.*?)```", PROTOCOL,
+                      flags=re.DOTALL)
+    assert block is not None
+    assert block.group(1).replace("\n", "") == _load(HERE / "good" / "acknowledgement.json")[
+        "envelope"]
+
+
+def test_protocol_lists_every_code_and_bad_vector() -> None:
+    codes = {
+        cls.code for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.EnvelopeError)
+        and cls not in (errors.EnvelopeError, errors.BodyError)
+    }
+    listed = set(re.findall(r"^\| `((?:envelope|body)\.[a-z_]+)` \|", PROTOCOL, flags=re.M))
+    assert listed == codes
+    for path in BAD:
+        assert f"| `{path.stem}` |" in PROTOCOL, path.stem

@@ -59,6 +59,8 @@ def stop(process: subprocess.Popen[bytes]) -> str:
 async def send_load(home: Home, count: int, receipts: dict[str, dict],
                     during: asyncio.Event | None = None) -> None:
     """Send ``count`` requests, 16 at a time; keep the receipts of those acknowledged."""
+    failures: list[str] = []
+    done: list[dict] = []
     async with client(home, "KZ-MVD") as kz_mvd:
         sem = asyncio.Semaphore(16)
 
@@ -66,13 +68,17 @@ async def send_load(home: Home, count: int, receipts: dict[str, dict],
             async with sem:
                 try:
                     result = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
-                except ClientError:
+                except ClientError as e:
+                    failures.append(e.code)
                     return  # not acknowledged: the agency would retry, we just count
                 receipts[result["envelope_id"]] = result
-                if during is not None and len(receipts) == count // 3:
+                done.append(result)
+                if during is not None and len(done) == count // 3:
                     during.set()
 
         await asyncio.gather(*(one(i) for i in range(count)))
+    # Refusals other than "node down" would be a bug, not the crash we are testing.
+    assert set(failures) <= {"client.unreachable", "peer.unavailable"}, set(failures)
 
 
 def relayed(home: Home) -> set[str]:

@@ -74,8 +74,8 @@ ALLOWED: list[tuple[str, str, str, str, str]] = [
     *_rows("issue5", "acknowledgement", "R", STATES, None),
     *_rows("issue5", "acknowledgement", "Q", STATES, None),
 ]
-# A11.3 consent in a disclosure case: left out of both the table and the sweep, and
-# checked by the xfail test at the end of this file until cases.py gets it right.
+# A11.3 consent in a disclosure case (the sides swap): left out of both the table and
+# the sweep, and checked by its own test at the end of this file.
 DISCLOSURE_CONSENT = {(kind, "disclosed", side)
                       for kind in ("consent_request", "consent_decision") for side in "RQ"}
 ALLOWED_KEYS = {(kind, side, state): to for _c, kind, side, state, to in ALLOWED}
@@ -309,9 +309,6 @@ def test_withdrawing_instead_of_proceeding_A11_1() -> None:
         "received", "waiting_confidentiality_decision", "withdrawn"]
 
 
-@pytest.mark.xfail(strict=True, reason="cases.py gives consent_request only to side R, "
-                   "which in a disclosure case is the discloser: the recipient of an A8.2 "
-                   "disclosure cannot ask the provider for A11.3 consent (reported)")
 def test_the_recipient_of_a_disclosure_asks_the_provider_for_consent_A8_2_A11_3() -> None:
     """A8.2, A11.3: information received without a request is still passed on only with
     the providing Party's prior consent, so its recipient (Q) asks and the discloser (R)

@@ -39,11 +39,6 @@ from gateway.envelope.fields import (
 )
 from keys.der import load_strict
 
-MAX_PERSONS = 1_000
-MAX_ATTACHMENTS = 1_000
-MAX_REASONS = 100
-MAX_RECORDS = 100
-
 # Shared value types -------------------------------------------------------------------
 
 TEXT = Text("Text", limits.MAX_TEXT_CHARS)
@@ -64,7 +59,7 @@ SHA256 = Hex("Sha256", 32)
 ENVELOPE_ID = Hex("EnvelopeId", limits.ID_SIZE)
 DATA = Binary("Data", limits.MAX_BODY)
 SIGNED_DOCUMENT = Binary("SignedDocument", limits.MAX_BODY)  # DER, as keys/ defines it
-REASONS = ListOf(TEXT, 1, MAX_REASONS)
+TEXTS = ListOf(TEXT, 1, limits.MAX_REASONS)  # reasons, refused parts, questions, conditions
 
 # A5: every person carries exactly one of these, numbered as in the Article.
 CATEGORY = Enum(
@@ -190,7 +185,7 @@ ENTRY_BAN = Struct(  # A6.1 item 9
         Field("legal_basis", SHORT_TEXT, optional=True),
     ),
 )
-ATTACHMENT_INDEX = Count(MAX_ATTACHMENTS - 1)
+ATTACHMENT_INDEX = Count(limits.MAX_ATTACHMENTS - 1)
 
 PERSON = Struct(
     "Person",
@@ -200,21 +195,21 @@ PERSON = Struct(
         Field("sex", Enum("Sex", ("male", "female")), optional=True),  # (2)
         Field("date_of_birth", DATE, optional=True),  # (3)
         Field("place_of_birth", SHORT_TEXT, optional=True),  # (3)
-        Field("citizenship", ListOf(COUNTRY, 1, 8), optional=True),  # (3)
+        Field("citizenship", ListOf(COUNTRY, 1, limits.MAX_CITIZENSHIPS), optional=True),  # (3)
         Field("identity_document", IDENTITY_DOCUMENT, optional=True),  # (4)
-        Field("administrative_liability", ListOf(LIABILITY, 0, MAX_RECORDS), optional=True),
-        Field("criminal_liability", ListOf(LIABILITY, 0, MAX_RECORDS), optional=True),
+        Field("administrative_liability", ListOf(LIABILITY, 0, limits.MAX_RECORDS), optional=True),
+        Field("criminal_liability", ListOf(LIABILITY, 0, limits.MAX_RECORDS), optional=True),
         Field("residence_address", ADDRESS, optional=True),  # (7)
         Field("residence_permit", RESIDENCE_PERMIT, optional=True),  # (8)
-        Field("entry_bans", ListOf(ENTRY_BAN, 0, MAX_RECORDS), optional=True),  # (9)
+        Field("entry_bans", ListOf(ENTRY_BAN, 0, limits.MAX_RECORDS), optional=True),  # (9)
         Field("photo", ATTACHMENT_INDEX, optional=True),  # (10)
         Field("fingerprint_card", ATTACHMENT_INDEX, optional=True),  # (11)
     ),
     missing={"category": BadCategory},
     closed_by="A6.1 lists every field a person may carry",
 )
-PERSONS = ListOf(PERSON, 1, MAX_PERSONS)
-ATTACHMENTS = ListOf(ATTACHMENT, 1, MAX_ATTACHMENTS)
+PERSONS = ListOf(PERSON, 1, limits.MAX_PERSONS)
+ATTACHMENTS = ListOf(ATTACHMENT, 1, limits.MAX_ATTACHMENTS)
 
 
 def _references_resolve(native: dict[str, Any], path: str) -> None:
@@ -268,21 +263,21 @@ BODIES: dict[str, Struct] = {
         (Field("results", TEXT), *PEOPLE, *HANDLING),
         rules=(_references_resolve,),
     ),
-    "refusal": Struct("Refusal", (Field("reasons", REASONS),)),
+    "refusal": Struct("Refusal", (Field("reasons", TEXTS),)),
     "partial_refusal": Struct(
         "PartialRefusal",
-        (Field("reasons", REASONS), Field("refused_parts", ListOf(TEXT, 1, MAX_REASONS))),
+        (Field("reasons", TEXTS), Field("refused_parts", TEXTS)),
     ),
     "postponement": Struct(
         "Postponement",
-        (Field("reasons", REASONS), Field("expected_date", DATE, optional=True)),
+        (Field("reasons", TEXTS), Field("expected_date", DATE, optional=True)),
     ),
     "conditional_execution": Struct(
         "ConditionalExecution",
-        (Field("reasons", REASONS), Field("conditions", ListOf(TEXT, 1, MAX_REASONS))),
+        (Field("reasons", TEXTS), Field("conditions", TEXTS)),
     ),
     "additional_info_request": Struct(
-        "AdditionalInfoRequest", (Field("questions", ListOf(TEXT, 1, MAX_REASONS)),)
+        "AdditionalInfoRequest", (Field("questions", TEXTS),)
     ),
     "additional_info": Struct(
         "AdditionalInfo",
@@ -290,7 +285,7 @@ BODIES: dict[str, Struct] = {
         rules=(_references_resolve,),
     ),
     "delay_notice": Struct(
-        "DelayNotice", (Field("reasons", REASONS), Field("expected_date", DATE))
+        "DelayNotice", (Field("reasons", TEXTS), Field("expected_date", DATE))
     ),
     "spontaneous_disclosure": Struct(
         "SpontaneousDisclosure",
@@ -308,7 +303,7 @@ BODIES: dict[str, Struct] = {
     "confirmation": Struct(
         "Confirmation", (Field("confirmed", Boolean()), Field("details", TEXT, optional=True))
     ),
-    "confidentiality_notice": Struct("ConfidentialityNotice", (Field("reasons", REASONS),)),
+    "confidentiality_notice": Struct("ConfidentialityNotice", (Field("reasons", TEXTS),)),
     "confidentiality_decision": Struct(
         "ConfidentialityDecision",
         (Field("decision", Enum("ConfidentialityChoice", ("proceed", "withdraw"))),),
@@ -321,7 +316,7 @@ BODIES: dict[str, Struct] = {
         "ConsentDecision",
         (
             Field("granted", Boolean()),
-            Field("conditions", ListOf(TEXT, 1, MAX_REASONS), optional=True),
+            Field("conditions", TEXTS, optional=True),
         ),
     ),
     "signatory_list": Struct(
@@ -340,7 +335,7 @@ BODIES: dict[str, Struct] = {
                         ),
                     ),
                     1,
-                    MAX_ATTACHMENTS,
+                    limits.MAX_ATTACHMENTS,
                 ),
                 optional=True,
             ),

@@ -33,6 +33,7 @@ from typing import Any
 
 from asn1crypto import core
 
+from gateway.envelope import limits
 from gateway.envelope.errors import (
     BadScript,
     BadValue,
@@ -125,7 +126,7 @@ class Name(Text):
     ones keys/ applies to the names of officials."""
 
     def __init__(self, script: str) -> None:
-        super().__init__(f"{script.title()}Name", 256, single_line=True)
+        super().__init__(f"{script.title()}Name", limits.MAX_NAME_CHARS, single_line=True)
         self.script = script
         self._check_script = check_cyrillic if script == "cyrillic" else check_latin
 
@@ -139,7 +140,10 @@ class Name(Text):
             raise BadValue(e.message) from None
 
     def definition(self) -> str:
-        return f"{self.ref} ::= UTF8String (SIZE (1..256))  -- {self.script.title()} script"
+        return (
+            f"{self.ref} ::= UTF8String (SIZE (1..{self.max_chars}))"
+            f"  -- {self.script.title()} script"
+        )
 
 
 class Pattern(FieldType):
@@ -323,7 +327,7 @@ def _built(spec: type, value: Any, params: dict[str, Any]) -> Any:
 
 
 class ListOf(FieldType):
-    def __init__(self, item: FieldType, min_items: int = 0, max_items: int = 10_000) -> None:
+    def __init__(self, item: FieldType, min_items: int, max_items: int) -> None:
         self.item = item
         self.min_items = min_items
         self.max_items = max_items

@@ -37,7 +37,12 @@ SIGNATURE_SIZE = 64
 #: How far in the future a node accepts an envelope's creation time.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
-# Body fields (docs/protocol.md, "Bodies").
+# Body fields (docs/protocol.md, "Limits").
 MAX_TEXT_CHARS = 65_536
 MAX_SHORT_TEXT_CHARS = 1_024
-MAX_LIST_ITEMS = 10_000
+MAX_NAME_CHARS = 256
+MAX_PERSONS = 1_000
+MAX_ATTACHMENTS = 1_000
+MAX_REASONS = 100
+MAX_RECORDS = 100
+MAX_CITIZENSHIPS = 8

@@ -1,19 +1,9 @@
-"""Sealing and opening: docs/protocol.md, "Sealing" and "Opening".
+"""Sealing and opening: docs/protocol.md, "Sealing" (steps 1-7) and "Opening" (R14,
+R15). The comments in ``seal_envelope`` carry the step numbers.
 
-Sealing, in order:
-
-1. draw the envelope id, the case id (unless the envelope answers one), the 32-byte
-   content key and the 24-byte secretstream header, in that order, from ``_rng``;
-2. commit to the content key: BLAKE2b-256 keyed with it over ``COMMITMENT_LABEL``;
-3. write the header; its DER is the associated data of every chunk;
-4. encrypt the body DER with libsodium's secretstream XChaCha20-Poly1305 in 64 KiB
-   chunks, TAG_FINAL on the last one;
-5. wrap the content key for the recipient authority with a libsodium sealed box;
-6. sign ``wire.signed_message`` with the signatory's Ed25519 key.
-
-Opening is the reverse, and every key, unwrap, commitment or decryption problem is the
-same ``envelope.cannot_open``: a recipient's error must not tell an attacker which part
-of a forgery worked.
+Opening gives the same ``envelope.cannot_open``, with the same message, for every key,
+unwrap, commitment and decryption problem: a recipient's error must not tell a forger
+which part of a forgery worked.
 """
 
 from __future__ import annotations
@@ -62,6 +52,7 @@ Wrap = Callable[[bytes, PublicKey], bytes]
 
 _TAG_MESSAGE = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL = crypto_secretstream_xchacha20poly1305_TAG_FINAL
+_CANNOT_OPEN = "cannot open the envelope with this key"
 
 
 def key_commitment(content_key: bytes) -> bytes:
@@ -117,10 +108,10 @@ def decrypt_body(ciphertext: bytes, content_key: bytes, stream_header: bytes, ad
                 state, ciphertext[start : start + size], ad
             )
         except nacl.exceptions.CryptoError:
-            raise CannotOpen("cannot open the envelope with this key") from None
+            raise CannotOpen(_CANNOT_OPEN) from None
         # A stream cut short after a chunk, or carried on past TAG_FINAL, fails here.
         if tag != (_TAG_FINAL if last else _TAG_MESSAGE):
-            raise CannotOpen("cannot open the envelope with this key")
+            raise CannotOpen(_CANNOT_OPEN)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -163,8 +154,8 @@ def seal_envelope(
     _wrap: Wrap = wrap_key,
 ) -> bytes:
     """The sealed envelope DER. ``_rng`` and ``_wrap`` exist for test vectors only."""
-    body_der = bodies.encode(kind, body)
-    envelope_id = _rng(limits.ID_SIZE)
+    body_der = bodies.encode(kind, body)  # (1)
+    envelope_id = _rng(limits.ID_SIZE)  # (2)
     if in_reply_to is not None:
         if case_id is not None and case_id != in_reply_to.case_id:
             raise BadReply("a reply carries the case id of the envelope it answers")
@@ -173,7 +164,7 @@ def seal_envelope(
         case_id = _rng(limits.ID_SIZE)
     content_key = _rng(limits.CONTENT_KEY_SIZE)
     stream_header = _rng(limits.STREAM_HEADER_SIZE)
-    header = Header(
+    header = Header(  # (3)
         envelope_id=envelope_id,
         kind=kind,
         sender=sender,
@@ -190,10 +181,10 @@ def seal_envelope(
     )
     _check_acknowledged(kind, body, header.in_reply_to)
     header_der = bytes(header.to_schema().dump())
-    ciphertext = encrypt_body(body_der, content_key, stream_header, header_der)
-    wrapped_key = _wrap(content_key, recipient_key)
-    signature = signatory_key.sign(signed_message(header_der, wrapped_key, ciphertext)).signature
-    return encode(header_der, wrapped_key, ciphertext, bytes(signature))
+    ciphertext = encrypt_body(body_der, content_key, stream_header, header_der)  # (4)
+    wrapped_key = _wrap(content_key, recipient_key)  # (5)
+    signature = signatory_key.sign(signed_message(header_der, wrapped_key, ciphertext))  # (6)
+    return encode(header_der, wrapped_key, ciphertext, bytes(signature.signature))  # (7)
 
 
 @dataclass(frozen=True)
@@ -208,17 +199,18 @@ def open_envelope(envelope: bytes, *, recipient_key: PrivateKey, policy: Signato
     sealed = decode(envelope)
     check_signature(sealed, policy)
     header = sealed.header
+    # R14
     if header.recipient_key_id != key_id(recipient_key.public_key):
-        raise CannotOpen("cannot open the envelope with this key")
+        raise CannotOpen(_CANNOT_OPEN)
     try:
         content_key = SealedBox(recipient_key).decrypt(sealed.wrapped_key)
     except nacl.exceptions.CryptoError:
-        raise CannotOpen("cannot open the envelope with this key") from None
+        raise CannotOpen(_CANNOT_OPEN) from None
     if len(content_key) != limits.CONTENT_KEY_SIZE or not hmac.compare_digest(
         key_commitment(content_key), header.key_commitment
     ):
-        raise CannotOpen("cannot open the envelope with this key")
+        raise CannotOpen(_CANNOT_OPEN)
     body_der = decrypt_body(sealed.ciphertext, content_key, header.stream_header, sealed.header_der)
-    body = bodies.decode(header.kind, body_der)
+    body = bodies.decode(header.kind, body_der)  # R15
     _check_acknowledged(header.kind, body, header.in_reply_to)
     return Opened(header=header, body=body)

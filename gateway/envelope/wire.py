@@ -32,7 +32,7 @@ from keys.errors import KeysError
 from keys.fields import check_authority_id, check_party
 
 VERSION = 1
-#: Prefix of the bytes the signatory signs (docs/protocol.md, "Signature").
+#: Prefix of the bytes the signatory signs (docs/protocol.md, "Sealing", step 6).
 SIGNATURE_CONTEXT = b"KZBY-GW envelope v1\x00"
 
 _FULL_CHUNK = limits.CHUNK_SIZE + limits.CHUNK_OVERHEAD

@@ -28,11 +28,14 @@ partial_refusal (A10.4)               Q     open_for_work → partially_refused
 answer (A10.3)                        Q     open_for_work, partially_refused → answered
 refusal (A10.4)                       Q     open_for_work → refused
 withdrawal                            R     any open → withdrawn
-consent_request (A11.3)               R     answered, partially_refused, disclosed → same
-consent_decision (A11.3)              Q     answered, partially_refused, disclosed → same
+consent_request (A11.3)               R*    answered, partially_refused, disclosed → same
+consent_decision (A11.3)              Q*    answered, partially_refused, disclosed → same
 acknowledgement                       R/Q   any → unchanged
 spontaneous_disclosure (A8.2)         either (new) → disclosed
 ====================================  ====  ===============================================
+
+(*) In a case opened by a spontaneous disclosure the sides of the consent kinds swap:
+the recipient of the disclosure (Q) asks, the discloser (R) decides.
 
 ``open_for_work`` = received, postponed, conditional. Closed states: answered,
 refused, withdrawn, disclosed. The A10.3 deadline stops when the case closes.
@@ -55,27 +58,33 @@ CLOSED = frozenset({"answered", "refused", "withdrawn", "disclosed"})
 STATES = OPEN | CLOSED
 AFTER_DISCLOSURE = frozenset({"answered", "partially_refused", "disclosed"})
 
+_R: frozenset[Side] = frozenset(("R",))
+_Q: frozenset[Side] = frozenset(("Q",))
+_EITHER: frozenset[Side] = frozenset(("R", "Q"))
+
 # kind -> (side that may send it, states it may follow, next state or None = unchanged)
 _TRANSITIONS: dict[str, tuple[frozenset[Side], frozenset[str], str | None]] = {
-    "additional_info_request": (frozenset("Q"), OPEN_FOR_WORK, "waiting_additional_info"),
-    "additional_info": (frozenset("R"), frozenset({"waiting_additional_info"}), "received"),
-    "delay_notice": (frozenset("Q"), OPEN, None),
-    "postponement": (frozenset("Q"), OPEN_FOR_WORK, "postponed"),
-    "conditional_execution": (frozenset("Q"), OPEN_FOR_WORK, "conditional"),
-    "confirmation_request": (frozenset("Q"), OPEN_FOR_WORK, "waiting_confirmation"),
-    "confirmation": (frozenset("R"), frozenset({"waiting_confirmation"}), "received"),
-    "confidentiality_notice": (frozenset("Q"), OPEN_FOR_WORK,
-                               "waiting_confidentiality_decision"),
-    "confidentiality_decision": (frozenset("R"), frozenset({"waiting_confidentiality_decision"}),
+    "additional_info_request": (_Q, OPEN_FOR_WORK, "waiting_additional_info"),
+    "additional_info": (_R, frozenset({"waiting_additional_info"}), "received"),
+    "delay_notice": (_Q, OPEN, None),
+    "postponement": (_Q, OPEN_FOR_WORK, "postponed"),
+    "conditional_execution": (_Q, OPEN_FOR_WORK, "conditional"),
+    "confirmation_request": (_Q, OPEN_FOR_WORK, "waiting_confirmation"),
+    "confirmation": (_R, frozenset({"waiting_confirmation"}), "received"),
+    "confidentiality_notice": (_Q, OPEN_FOR_WORK, "waiting_confidentiality_decision"),
+    "confidentiality_decision": (_R, frozenset({"waiting_confidentiality_decision"}),
                                  "received"),
-    "partial_refusal": (frozenset("Q"), OPEN_FOR_WORK, "partially_refused"),
-    "answer": (frozenset("Q"), OPEN_FOR_WORK | {"partially_refused"}, "answered"),
-    "refusal": (frozenset("Q"), OPEN_FOR_WORK, "refused"),
-    "withdrawal": (frozenset("R"), OPEN, "withdrawn"),
-    "consent_request": (frozenset("R"), AFTER_DISCLOSURE, None),
-    "consent_decision": (frozenset("Q"), AFTER_DISCLOSURE, None),
-    "acknowledgement": (frozenset("RQ"), STATES, None),
+    "partial_refusal": (_Q, OPEN_FOR_WORK, "partially_refused"),
+    "answer": (_Q, OPEN_FOR_WORK | {"partially_refused"}, "answered"),
+    "refusal": (_Q, OPEN_FOR_WORK, "refused"),
+    "withdrawal": (_R, OPEN, "withdrawn"),
+    # A11.3: whoever received the information asks its provider. In a request case
+    # that is R (it got the answer); in a disclosure case, Q (see ``_consent_side``).
+    "consent_request": (_R, AFTER_DISCLOSURE, None),
+    "consent_decision": (_Q, AFTER_DISCLOSURE, None),
+    "acknowledgement": (_EITHER, STATES, None),
 }
+_CONSENT_KINDS = frozenset({"consent_request", "consent_decision"})
 OPENING_KINDS = {"request": "received", "spontaneous_disclosure": "disclosed"}
 # Kinds that travel between nodes as signed control documents, not in cases.
 CASELESS_KINDS = frozenset({"signatory_list", "directory_update", "termination_notice"})
@@ -121,6 +130,9 @@ def next_state(case: Case, kind: str, sender: str, recipient: str) -> str:
         raise CaseError(f"kind {kind} does not belong to a case", code="case.not_case_kind")
     sides, allowed, target = rule
     side = side_of(case, sender, recipient)
+    if kind in _CONSENT_KINDS and case.opened_by_kind == "spontaneous_disclosure":
+        # In a disclosure case the information flowed from R to Q: Q asks, R decides.
+        side = "Q" if side == "R" else "R"
     if side not in sides:
         who = "requesting" if side == "R" else "requested"
         raise CaseError(f"the {who} authority may not send a {kind}")

@@ -1,0 +1,358 @@
+"""The SQLite ledger: durable appends, group commit shared by concurrent appenders with a
+total, gap-free order, units of work atomic with the caller's own rows, checkpoints and
+cosignatures, and refusal to extend a damaged ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from ledger.bundle import verify_file
+from ledger.entry import ZERO_HASH, Event
+from ledger.errors import (
+    BadCosignature,
+    Closed,
+    ConcurrentWriter,
+    LedgerError,
+    NoCheckpoint,
+    NotALedger,
+    ReadOnly,
+    Truncated,
+    WriteFailed,
+    WrongKey,
+    WrongOrigin,
+)
+from ledger.note import cosign_body, cosignatures_by, log_verifier, open_checkpoint
+from ledger.note import witness_verifier as make_witness
+from ledger.store import Appender, Ledger
+from ledger.verify import verify_consistency, verify_inclusion
+
+ORIGIN = "kz.gateway.test/ledger"
+KEY = SigningKey(bytes(32))
+WITNESS_KEY = SigningKey(bytes([7]) * 32)
+WITNESS = "by.gateway.test/ledger/witness"
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def event(n: int = 0, type: str = "operator_action") -> Event:
+    return Event(type=type, time=T0, envelope_id=n.to_bytes(16, "big"),
+                 from_authority="KZ-MVD", details=(("n", n),))
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "node.db"
+
+
+@pytest.fixture
+def ledger(path: Path) -> Iterator[Ledger]:
+    with Ledger.open(path, origin=ORIGIN, log_key=KEY) as opened:
+        yield opened
+
+
+def audit(path: Path) -> int:
+    return verify_file(path, log=log_verifier(ORIGIN, KEY.verify_key)).size
+
+
+# --- appends -----------------------------------------------------------------------------
+
+
+def test_append_returns_place_and_leaf_and_survives_reopen(path: Path) -> None:
+    with Ledger.open(path, origin=ORIGIN, log_key=KEY) as ledger:
+        first = ledger.append(event(0))
+        second = ledger.append(event(1))
+        assert (first.index, second.index) == (0, 1)
+        root = ledger.root()
+    with Ledger.open(path, origin=ORIGIN, log_key=KEY) as ledger:
+        assert ledger.size == 2 and ledger.root() == root
+        entries = ledger.entries()
+        assert [e.event for e in entries] == [event(0), event(1)]
+        assert entries[0].prev_leaf_hash == ZERO_HASH
+        assert entries[1].prev_leaf_hash == entries[0].leaf_hash == first.leaf_hash
+        assert ledger.append(event(2)).index == 2
+    assert audit(path) == 3
+
+
+def test_append_many_is_one_ordered_unit(ledger: Ledger) -> None:
+    appended = ledger.append_many(event(n) for n in range(100))
+    assert [a.index for a in appended] == list(range(100))
+    assert [e.event.details for e in ledger.entries(40, 43)] == [(("n", n),) for n in (40, 41,
+                                                                                        42)]
+    assert ledger.entry(99).leaf_hash == appended[-1].leaf_hash
+
+
+def test_proofs_from_the_store_verify(ledger: Ledger) -> None:
+    ledger.append_many(event(n) for n in range(1000))
+    root = ledger.root()
+    for index in (0, 1, 511, 512, 999):
+        verify_inclusion(index, 1000, ledger.leaf_hash(index),
+                         ledger.inclusion_proof(index, 1000), root)
+    for old in (1, 7, 512, 999, 1000):
+        verify_consistency(old, 1000, ledger.consistency_proof(old, 1000), ledger.root(old),
+                           root)
+
+
+def test_read_only_ledger(path: Path, ledger: Ledger) -> None:
+    ledger.append(event())
+    reader = Ledger.open(path, origin=ORIGIN, log_key=None)
+    try:
+        assert reader.size == 1 and reader.root() == ledger.root()
+        with pytest.raises(ReadOnly):
+            reader.append(event())
+    finally:
+        reader.close()
+
+
+def test_open_refusals(path: Path, tmp_path: Path) -> None:
+    with pytest.raises(NotALedger):
+        Ledger.open(tmp_path / "absent.db", origin=ORIGIN, log_key=None)
+    Ledger.open(path, origin=ORIGIN, log_key=KEY).close()
+    with pytest.raises(WrongOrigin):
+        Ledger.open(path, origin="other.test/ledger", log_key=KEY)
+    with pytest.raises(WrongKey):
+        Ledger.open(path, origin=ORIGIN, log_key=SigningKey.generate())
+    plain = tmp_path / "plain.db"
+    sqlite3.connect(plain).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(NotALedger):
+        Ledger.open(plain, origin=ORIGIN, log_key=None)
+
+
+def test_closed_ledger_refuses_work(path: Path) -> None:
+    ledger = Ledger.open(path, origin=ORIGIN, log_key=KEY)
+    ledger.close()
+    ledger.close()  # idempotent
+    with pytest.raises(Closed):
+        ledger.append(event())
+
+
+# --- concurrency and group commit --------------------------------------------------------
+
+
+def test_32_threads_share_commits_in_a_total_gap_free_order(path: Path, ledger: Ledger) -> None:
+    per_thread = 25
+    seen: dict[int, list[int]] = {}
+
+    def appender(worker: int) -> None:
+        seen[worker] = [ledger.append(event(worker * 1000 + n)).index for n in range(per_thread)]
+
+    threads = [threading.Thread(target=appender, args=(w,)) for w in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    indices = sorted(i for got in seen.values() for i in got)
+    assert indices == list(range(32 * per_thread))
+    assert all(got == sorted(got) for got in seen.values())  # each caller's order is kept
+    # The event each caller got back is the one stored at that index.
+    for worker, got in seen.items():
+        stored = [e.event.envelope_id for e in (ledger.entry(i) for i in got[:3])]
+        assert stored == [(worker * 1000 + n).to_bytes(16, "big") for n in range(3)]
+    ledger.close()
+    assert audit(path) == 32 * per_thread
+
+
+async def test_32_tasks_share_commits_in_a_total_gap_free_order(path: Path,
+                                                                ledger: Ledger) -> None:
+    async def appender(worker: int) -> list[int]:
+        return [(await ledger.append_async(event(worker * 1000 + n))).index for n in range(25)]
+
+    results = await asyncio.gather(*(appender(w) for w in range(32)))
+    assert sorted(i for got in results for i in got) == list(range(800))
+    assert all(got == sorted(got) for got in results)
+    ledger.close()
+    assert audit(path) == 800
+
+
+def _hold_the_writer(ledger: Ledger) -> threading.Event:
+    """Occupy the writer until the returned event is set, so that the units queued
+    meanwhile run together in the next batch."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(db: sqlite3.Connection, appender: Appender) -> None:
+        started.set()
+        release.wait(10)
+
+    threading.Thread(target=ledger.transact, args=(hold,), daemon=True).start()
+    assert started.wait(10)
+    return release
+
+
+def _queued(ledger: Ledger, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while ledger._queue.qsize() < count and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def test_a_failing_unit_rolls_back_only_itself(ledger: Ledger) -> None:
+    """fn's own rows and entries go together; a failing unit takes nobody else down."""
+    ledger.transact(lambda db, a: db.execute("CREATE TABLE outbox (id INTEGER, idx INTEGER)"))
+
+    def good(n: int):  # type: ignore[no-untyped-def]
+        def unit(db: sqlite3.Connection, appender: Appender) -> int:
+            index = appender.append(event(n)).index
+            db.execute("INSERT INTO outbox VALUES (?, ?)", (n, index))
+            return index
+        return unit
+
+    def bad(db: sqlite3.Connection, appender: Appender) -> None:
+        appender.append(event(666))
+        db.execute("INSERT INTO outbox VALUES (666, -1)")
+        raise ValueError("refused by the node's rules")
+
+    release = _hold_the_writer(ledger)
+    results: dict[str, object] = {}
+
+    def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            results[name] = ledger.transact(fn)
+        except Exception as e:
+            results[name] = e
+
+    threads = []
+    for name, fn in (("a", good(1)), ("bad", bad), ("b", good(2))):
+        threads.append(threading.Thread(target=run, args=(name, fn)))
+        threads[-1].start()
+        _queued(ledger, len(threads))  # keep the submission order a, bad, b
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert isinstance(results["bad"], ValueError)
+    assert (results["a"], results["b"]) == (0, 1)  # gap-free: the failed unit left no hole
+    rows = ledger._reader().execute("SELECT id, idx FROM outbox ORDER BY idx").fetchall()
+    assert rows == [(1, 0), (2, 1)]
+    assert [e.event.details for e in ledger.entries()] == [(("n", 1),), (("n", 2),)]
+
+
+def test_units_see_rows_by_column_name(ledger: Ledger) -> None:
+    def unit(db: sqlite3.Connection, appender: Appender) -> str:
+        return str(db.execute("SELECT 'x' AS name").fetchone()["name"])
+
+    assert ledger.transact(unit) == "x"
+
+
+async def test_transact_async_keeps_submission_order(ledger: Ledger) -> None:
+    def unit(n: int):  # type: ignore[no-untyped-def]
+        return lambda db, appender: appender.append(event(n)).index
+
+    indices = await asyncio.gather(*(ledger.transact_async(unit(n)) for n in range(20)))
+    assert list(indices) == list(range(20))
+    assert [e.event.details[0][1] for e in ledger.entries()] == list(range(20))
+
+
+def test_a_unit_may_not_wait_for_another(ledger: Ledger) -> None:
+    with pytest.raises(LedgerError):
+        ledger.transact(lambda db, appender: ledger.append(event()))
+    assert ledger.size == 0
+
+
+def test_a_unit_that_ends_the_transaction_fails_its_batch(ledger: Ledger) -> None:
+    with pytest.raises(WriteFailed):
+        ledger.transact(lambda db, appender: (appender.append(event()), db.execute("COMMIT")))
+    assert ledger.size == 0
+    assert ledger.append(event()).index == 0  # and the writer goes on
+
+
+def test_appender_is_dead_after_its_unit(ledger: Ledger) -> None:
+    kept: list[Appender] = []
+    ledger.transact(lambda db, appender: kept.append(appender))
+    with pytest.raises(Closed):
+        kept[0].append(event())
+
+
+def test_a_second_writer_is_detected(path: Path, ledger: Ledger) -> None:
+    ledger.append(event())
+    with Ledger.open(path, origin=ORIGIN, log_key=KEY) as other:
+        other.append(event(1))
+    with pytest.raises(ConcurrentWriter):
+        ledger.append(event(2))
+
+
+def test_reads_from_many_threads_while_writing(ledger: Ledger) -> None:
+    ledger.append_many(event(n) for n in range(64))
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(50):
+                size = ledger.size
+                verify_inclusion(size - 1, size, ledger.leaf_hash(size - 1),
+                                 ledger.inclusion_proof(size - 1, size), ledger.root(size))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for n in range(50):
+        ledger.append(event(n))
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+# --- checkpoints and cosignatures --------------------------------------------------------
+
+
+def test_checkpoints_are_signed_kept_and_idempotent(ledger: Ledger) -> None:
+    log = log_verifier(ORIGIN, KEY.verify_key)
+    assert ledger.latest_checkpoint() is None
+    empty = ledger.checkpoint()
+    assert empty.size == 0
+    ledger.append_many(event(n) for n in range(5))
+    five = ledger.checkpoint()
+    assert ledger.checkpoint() == five  # same size: the same checkpoint, not a new one
+    assert open_checkpoint(five.note, log).checkpoint == five.checkpoint
+    assert five.root == ledger.root(5)
+    ledger.append(event())
+    six = ledger.checkpoint()
+    assert [c.size for c in ledger.checkpoints()] == [0, 5, 6]
+    assert ledger.latest_checkpoint() == six
+
+
+async def test_checkpoint_async(ledger: Ledger) -> None:
+    await ledger.append_async(event())
+    assert (await ledger.checkpoint_async()).size == 1
+
+
+def test_cosignatures_are_verified_and_kept(ledger: Ledger) -> None:
+    ledger.append_many(event(n) for n in range(3))
+    checkpoint = ledger.checkpoint()
+    line = cosign_body(checkpoint.checkpoint.body, 1_800_000_000, WITNESS, WITNESS_KEY).line
+    ledger.add_cosignature(3, line, WITNESS_KEY.verify_key)
+    ledger.add_cosignature(3, line.rstrip("\n"), WITNESS_KEY.verify_key)  # again: no duplicate
+    latest = ledger.latest_checkpoint()
+    assert latest is not None and latest.note.count("\u2014 ") == 2
+    assert cosignatures_by(latest.signed, make_witness(WITNESS, WITNESS_KEY.verify_key)) \
+        == [1_800_000_000]
+    with pytest.raises(BadCosignature):
+        ledger.add_cosignature(3, line, SigningKey.generate().verify_key)
+    with pytest.raises(NoCheckpoint):
+        ledger.add_cosignature(4, line, WITNESS_KEY.verify_key)
+
+
+# --- damage found at open ----------------------------------------------------------------
+
+
+def _damage(path: Path, sql: str) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+def test_open_refuses_a_ledger_cut_below_its_checkpoint(path: Path) -> None:
+    with Ledger.open(path, origin=ORIGIN, log_key=KEY) as ledger:
+        ledger.append_many(event(n) for n in range(10))
+        ledger.checkpoint()
+    _damage(path, "DELETE FROM ledger_entries WHERE idx >= 7")
+    with pytest.raises(Truncated) as caught:
+        Ledger.open(path, origin=ORIGIN, log_key=KEY)
+    assert caught.value.index == 7
