@@ -15,6 +15,7 @@ each signatory list against the issuing Party's root key itself.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from nacl.signing import SigningKey
 from gateway import sdk, tls
 from gateway.errors import GatewayError
 from gateway.node.trust import read_directory_file
+from gateway.onward import OnwardStore
 from keys import keyfile
 from keys.directory import PartyDirectory, decode_directory
 from keys.signatories import SignatoryRegistry, decode_signatory_list
@@ -65,6 +67,7 @@ class AgencyClient:
         self._session: aiohttp.ClientSession | None = None
         self._signatory: SigningKey | None = None
         self._decryption: PrivateKey | None = None
+        self._onward: OnwardStore | None = None
 
     async def __aenter__(self) -> AgencyClient:
         root = self.profile.root
@@ -78,6 +81,8 @@ class AgencyClient:
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._onward is not None:
+            self._onward.close()
 
     # --- keys (unlocked once, on first use) ---------------------------------------------
 
@@ -151,17 +156,25 @@ class AgencyClient:
         answer = await self._request("GET", f"/v1/signatories/{authority}")
         registry = SignatoryRegistry()
         for encoded in answer["versions"]:
-            import base64
-
             registry.add(decode_signatory_list(base64.b64decode(encoded),
                                                root_key=directory.root_key))
         return registry
 
     # --- sealing and opening ----------------------------------------------------------
 
+    def onward(self) -> OnwardStore:
+        if self._onward is None:
+            self._onward = OnwardStore(self.profile.root)
+        return self._onward
+
     async def send(self, *, to: str, kind: str, body: dict[str, Any],
                    in_reply_to: bytes | None = None) -> dict[str, Any]:
-        """Seal ``body`` for authority ``to`` and submit it; the submission receipt."""
+        """Seal ``body`` for authority ``to`` and submit it; the submission receipt.
+
+        Refuses (``consent.required``) to pass person data received from one authority
+        to any other without that authority's recorded consent (A11.2, A11.3).
+        """
+        self.onward().check_send(to, body)
         directory = await self.directory(to[:2])
         recipient = directory.authority(to, dt.datetime.now(dt.UTC))
         sealed = sdk.seal(kind=kind, sender=self.profile.authority, recipient=to, body=body,
@@ -176,5 +189,8 @@ class AgencyClient:
         sealed = await self.fetch(envelope_id)
         header = sdk.inspect(sealed)
         registry = await self.registry(header.sender)
-        return sealed, sdk.open(sealed, recipient_key=self.decryption_key(),
-                                signatory_key=registry)
+        opened = sdk.open(sealed, recipient_key=self.decryption_key(), signatory_key=registry)
+        self.onward().record_received(kind=header.kind, sender=header.sender,
+                                      case_id=header.case_id, envelope_id=header.envelope_id,
+                                      body=opened.body)
+        return sealed, opened

@@ -16,6 +16,7 @@ encryption ``cryptography`` offers), mode 0600.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import os
@@ -155,8 +156,13 @@ def issue_agency_certificate(ca: Issued, ca_passphrase: bytes, authority: str,
                   _key_pem(key, client_passphrase))
 
 
+@functools.lru_cache(maxsize=1024)
 def authority_of(certificate_der: bytes) -> str | None:
-    """The authority id named by an agency client certificate, or None."""
+    """The authority id named by an agency client certificate, or None.
+
+    Cached by the certificate's bytes: a client sends the same certificate on every
+    request, and parsing X.509 each time would be repeated work on the hot path.
+    """
     try:
         certificate = x509.load_der_x509_certificate(certificate_der)
         san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -276,31 +276,50 @@ PREV_FIELD_SIZE = len(PREV_HEADER) + HASH_SIZE
 index_field = _integer
 
 _TYPE_DER = {name: _integer(number) for name, number in EVENT_TYPES.items()}
-_AUTHORITY_DER: dict[tuple[str, int], bytes] = {}
-_MAX_CACHED_AUTHORITIES = 4096
+# Authorities and (key, token) details repeat from event to event: their encodings are
+# kept, up to a bound (a dict is safe to share between threads).
+_CACHED: dict[tuple[str, str | int], bytes] = {}
+_MAX_CACHED = 4096
 _last_time: tuple[datetime, bytes] = (datetime.min.replace(tzinfo=UTC), b"")
+
+
+def _cached(key: tuple[str, str | int], encode: Callable[[], bytes]) -> bytes:
+    der = _CACHED.get(key)
+    if der is None:
+        der = encode()
+        if len(_CACHED) < _MAX_CACHED:
+            _CACHED[key] = der
+    return der
 
 
 def _time(value: datetime) -> bytes:
     # A unit of work often records several events at one instant: keep the last one.
     global _last_time
-    if _last_time[0] != value:
-        _last_time = (value, core.GeneralizedTime(value).dump())
-    return _last_time[1]
-
-
-def _authority(value: str, tag: int) -> bytes:
-    der = _AUTHORITY_DER.get((value, tag))
-    if der is None:
-        der = _visible(value, tag)
-        if len(_AUTHORITY_DER) < _MAX_CACHED_AUTHORITIES:
-            _AUTHORITY_DER[(value, tag)] = der
+    last = _last_time  # one read: another thread may replace it meanwhile
+    if last[0] == value:
+        return last[1]
+    der: bytes = core.GeneralizedTime(value).dump()
+    _last_time = (value, der)
     return der
 
 
+def _authority(value: str, tag: int) -> bytes:
+    return _cached((value, tag), lambda: _visible(value, tag))
+
+
 def _detail(key: str, value: DetailValue) -> bytes:
-    encoded = _integer(value) if isinstance(value, int) else _visible(value)
-    return parser.emit(_UNIVERSAL, _CONSTRUCTED, _SEQUENCE, _visible(key) + encoded)  # type: ignore[no-any-return]
+    if isinstance(value, int):
+        key_der = _cached((f"key:{key}", 0), lambda: _visible(key))
+        return parser.emit(_UNIVERSAL, _CONSTRUCTED, _SEQUENCE,  # type: ignore[no-any-return]
+                           key_der + _integer(value))
+    return _cached((f"detail:{key}", value), lambda: parser.emit(
+        _UNIVERSAL, _CONSTRUCTED, _SEQUENCE, _visible(key) + _visible(value)))
+
+
+# The fixed-size fields always have the same tag and length: asn1crypto writes those
+# header bytes once, here, and each event only appends its value to them.
+_ID_HEADERS = {tag: _octets(bytes(ID_SIZE), tag)[:-ID_SIZE] for tag in (0, 1, 5)}
+_HASH_HEADER = _octets(bytes(HASH_SIZE), 4)[:-HASH_SIZE]
 
 
 def encode_event(event: Event) -> bytes:
@@ -308,17 +327,17 @@ def encode_event(event: Event) -> bytes:
     a place in the log (so it is built by the caller, outside the writer)."""
     parts = [_TYPE_DER[event.type], _time(event.time)]
     if event.envelope_id is not None:
-        parts.append(_octets(event.envelope_id, 0))
+        parts.append(_ID_HEADERS[0] + event.envelope_id)
     if event.case_id is not None:
-        parts.append(_octets(event.case_id, 1))
+        parts.append(_ID_HEADERS[1] + event.case_id)
     if event.from_authority is not None:
         parts.append(_authority(event.from_authority, 2))
     if event.to_authority is not None:
         parts.append(_authority(event.to_authority, 3))
     if event.envelope_hash is not None:
-        parts.append(_octets(event.envelope_hash, 4))
+        parts.append(_HASH_HEADER + event.envelope_hash)
     if event.signatory_key_id is not None:
-        parts.append(_octets(event.signatory_key_id, 5))
+        parts.append(_ID_HEADERS[5] + event.signatory_key_id)
     if event.details:
         details = b"".join(_detail(key, value) for key, value in event.details)
         parts.append(parser.emit(_CONTEXT, _CONSTRUCTED, 6, details))
@@ -327,7 +346,7 @@ def encode_event(event: Event) -> bytes:
 
 def entry_prefix(index: int, prev_leaf_hash: bytes) -> bytes:
     """The DER of the first two fields: what the hash chain and the position fix."""
-    return _prev_field(prev_leaf_hash) + _integer(index)
+    return PREV_HEADER + prev_leaf_hash + _integer(index)
 
 
 def encode_entry(index: int, prev_leaf_hash: bytes, event_der: bytes) -> bytes:

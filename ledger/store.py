@@ -178,7 +178,8 @@ class _Batch:
         der = encode_entry(index, self.last_leaf, event_der)
         leaf = hash_leaf(der)
         self.entries.append((index, der, leaf))
-        self.nodes.extend((creation_index(node), value) for node, value in self.edge.append(leaf))
+        for node, value in self.edge.append(leaf):
+            self.nodes.append((creation_index(node), value))
         self.last_leaf = leaf
         return Appended(index, leaf)
 
@@ -482,7 +483,9 @@ class Ledger:
             except sqlite3.IntegrityError:
                 # Our next index is taken: another process appended behind our back.
                 raise ConcurrentWriter("another process writes this ledger") from None
-            conn.executemany("INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)", batch.nodes)
+            if batch.nodes:
+                conn.executemany("INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)",
+                                 batch.nodes)
             conn.execute("COMMIT")
         except Exception as e:
             # The transaction is gone either way; the callers learn why below.

@@ -114,11 +114,11 @@ def seal_all(count: int, body: dict[str, Any], signatory: Any, recipient_key: An
 
 # --- CPU from /proc ------------------------------------------------------------------
 
-def process_cpu(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
+def process_cpu(pid: int) -> tuple[float, float]:
+    """(utime + stime, stime) of a process (all its threads), in seconds."""
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "; fields[0] is field 3
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -134,12 +134,14 @@ class CpuMeter:
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
-        self._start: tuple[float, dict[str, float], tuple[float, float]] | None = None
+        self._start: tuple[float, dict[str, tuple[float, float]], tuple[float, float]] | None \
+            = None
         self.wall = 0.0
         self.used: dict[str, float] = {}
+        self.kernel: dict[str, float] = {}
         self.machine_busy = 0.0  # fraction of all cores
 
-    def _sample(self) -> tuple[float, dict[str, float], tuple[float, float]]:
+    def _sample(self) -> tuple[float, dict[str, tuple[float, float]], tuple[float, float]]:
         return (time.monotonic(), {n: process_cpu(p) for n, p in self.pids.items()},
                 machine_cpu())
 
@@ -151,17 +153,23 @@ class CpuMeter:
         t0, cpu0, (busy0, total0) = self._start
         t1, cpu1, (busy1, total1) = self._sample()
         self.wall = t1 - t0
-        self.used = {n: cpu1[n] - cpu0[n] for n in self.pids}
+        self.used = {n: cpu1[n][0] - cpu0[n][0] for n in self.pids}
+        self.kernel = {n: cpu1[n][1] - cpu0[n][1] for n in self.pids}
         self.machine_busy = (busy1 - busy0) / max(total1 - total0, 1e-9)
 
     def lines(self, envelopes: int) -> list[str]:
         parts = []
         for name, seconds in self.used.items():
             per = f", {seconds / envelopes * 1e6:,.0f} us CPU/envelope" if envelopes else ""
-            parts.append(f"{name} {seconds / self.wall:.2f} cores{per}")
+            kernel = self.kernel[name] / seconds if seconds else 0.0
+            parts.append(f"{name} {seconds / self.wall:.2f} cores ({kernel:.0%} in the "
+                         f"kernel){per}")
+        ours = sum(self.used.values()) / self.wall
+        others = max(0.0, self.machine_busy * CORES - ours)
         return ["cpu: " + "; ".join(parts),
                 f"machine: {self.machine_busy * CORES:.2f} of {CORES} cores busy "
-                f"({self.machine_busy:.0%})"]
+                f"({self.machine_busy:.0%}), of which {others:.2f} cores by processes "
+                "outside this bench"]
 
 
 # --- child processes ----------------------------------------------------------------

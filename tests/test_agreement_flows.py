@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from gateway import sdk, tls
 from gateway.admin import admin_session
 from gateway.cli.main import cli
-from gateway.client import AgencyClient, ClientError
+from gateway.client import AgencyClient
+from gateway.errors import GatewayError
 from gateway.node import store
 from gateway.node.agreement import record_deadlines_passed, record_setup_overdue
 from gateway.node.peer import PeerClient
@@ -48,7 +49,8 @@ def ledger_types(home) -> list[str]:
 
 
 async def refused(coro) -> str:
-    with pytest.raises(ClientError) as info:
+    """The code of a refusal, by the node (ClientError) or by the SDK client itself."""
+    with pytest.raises(GatewayError) as info:
         await coro
     return info.value.code
 
@@ -350,3 +352,46 @@ async def test_termination_ends_new_requests_after_six_months_A17(tmp_path: Path
         await by_mvd.send(to="KZ-MVD", kind="answer", body=body("answer"), in_reply_to=x.last)
     assert "termination_received" in ledger_types(kz) and "termination_received" in \
         ledger_types(by)
+
+
+async def test_received_person_data_goes_nowhere_else_without_consent_A11_2_A11_3(
+        tmp_path: Path) -> None:
+    """A11.2, A11.3: the SDK client refuses to re-seal received person data for anyone
+    but its provider until the provider grants consent in that case."""
+    kz, by = homes(tmp_path)
+    with admin_session(kz, PASSPHRASE) as session:
+        session.enroll("KZ-MLSP", kz.clients_dir / "KZ-MLSP",
+                       signatory_name_cyrillic="Сидоров Семён",
+                       signatory_name_latin="Sidorov Semen")
+    with admin_session(kz, PASSPHRASE) as session:
+        exported = session.export_directory()
+    with admin_session(by, PASSPHRASE) as session:
+        session.import_directory(exported)
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd, \
+            client(by, "BY-MVD") as by_mvd:
+        x = Exchange(kz_mvd, by_mvd)
+        sent = await x.request()
+        persons = [{k: v for k, v in p.items() if k not in ("photo", "fingerprint_card")}
+                   for p in body("request")["persons"]]
+        answer = dict(body("answer"), persons=persons)
+        answer.pop("attachments", None)
+        await by_mvd.send(to="KZ-MVD", kind="answer", body=answer, in_reply_to=x.last)
+        _sealed, opened = await x.receive("kz")
+        # KZ-MVD now holds a person provided by BY-MVD: it may send it back to BY-MVD...
+        back = dict(body("request"), persons=opened.body["persons"])
+        back.pop("attachments", None)
+        # ...but not to any other authority without consent.
+        code = await refused(kz_mvd.send(to="BY-GPK", kind="request", body=back))
+        assert code == "consent.required"
+        await kz_mvd.send(to="BY-MVD", kind="request", body=back)
+        x.seen["by"] += 1
+        await delivered(by_mvd, x.seen["by"])
+        # Ask, and get a grant: then the transfer is allowed by the SDK.
+        x.last = _sealed
+        await x.r("consent_request")
+        granted = {"granted": True, "conditions": ["Только для целей судебного производства."]}
+        await by_mvd.send(to="KZ-MVD", kind="consent_decision", body=granted,
+                          in_reply_to=x.last)
+        await x.receive("kz")
+        x.kz.onward().check_send("BY-GPK", back)
+        assert (await x.kz.case(sent["case_id"]))["state"] == "answered"
