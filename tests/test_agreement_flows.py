@@ -395,3 +395,21 @@ async def test_received_person_data_goes_nowhere_else_without_consent_A11_2_A11_
         await x.receive("kz")
         x.kz.onward().check_send("BY-GPK", back)
         assert (await x.kz.case(sent["case_id"]))["state"] == "answered"
+
+
+async def test_spontaneous_disclosure_and_consent_from_its_recipient_A8_2_A11_3(pair) -> None:
+    """A8.2: information sent without a request opens a case that is closed at once;
+    A11.3: its recipient asks the discloser's consent before passing it on."""
+    kz, by, x = pair
+    sent = await x.kz.send(to="BY-MVD", kind="spontaneous_disclosure",
+                           body=body("spontaneous_disclosure"))
+    await x.receive("by")
+    assert await x.state(sent["case_id"]) == "disclosed"
+    await x.q("consent_request")       # BY-MVD, the recipient, asks...
+    await x.r("consent_decision")      # ...and KZ-MVD, the discloser, decides.
+    assert await x.state(sent["case_id"]) == "disclosed"
+    code = await refused(x.kz.send(to="BY-MVD", kind="answer", body=body("answer"),
+                                   in_reply_to=x.last))
+    assert code == "case.invalid_transition"
+    for home in (kz, by):
+        assert ledger_types(home).count("consent_decided") == 1

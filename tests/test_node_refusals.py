@@ -29,7 +29,8 @@ async def _get(url: str, context: ssl.SSLContext | bool) -> int:
 
 
 async def test_tls_refuses_missing_foreign_and_plain_clients(tmp_path: Path) -> None:
-    """A11.4: only holders of the right certificate get past the TLS handshake."""
+    """A9.1 protected electronic communication, A11.4: only holders of the right
+    certificate get past the TLS handshake; plain HTTP never."""
     kz, by = homes(tmp_path)
     async with serving(kz, by) as (kz_node, _by_node):
         agency = f"https://{kz_node.addresses['agency_listen']}/healthz"
