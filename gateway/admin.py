@@ -68,9 +68,6 @@ def _sleep_until(instant: dt.datetime) -> None:
         time.sleep(wait)
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat()
-
 
 @dataclass
 class AdminSession:
@@ -122,7 +119,7 @@ class AdminSession:
         def unit(db: sqlite3.Connection, appender: Appender) -> None:
             db.execute("INSERT INTO directories (party, version, der, tls_certificate, "
                        "stored_at, sent_at) VALUES (?,?,?,?,?,?)",
-                       (directory.party, directory.version, der, certificate, _iso(now),
+                       (directory.party, directory.version, der, certificate, store.iso(now),
                         sent_at))
             appender.append(Event(
                 type="directory_changed", time=now,
@@ -177,7 +174,8 @@ class AdminSession:
 
         def unit(db: sqlite3.Connection, appender: Appender) -> None:
             db.execute("INSERT INTO signatory_lists (party, authority, version, der, stored_at)"
-                       " VALUES (?,?,?,?,?)", (lst.party, authority, lst.version, der, _iso(now)))
+                       " VALUES (?,?,?,?,?)",
+                       (lst.party, authority, lst.version, der, store.iso(now)))
             appender.append(Event(
                 type="signatory_list_in_force", time=now, from_authority=authority,
                 envelope_hash=hashlib.sha256(der).digest(),
@@ -239,7 +237,7 @@ class AdminSession:
         def unit(db: sqlite3.Connection, appender: Appender) -> None:
             db.execute("INSERT OR IGNORE INTO directories (party, version, der, tls_certificate, "
                        "stored_at) VALUES (?,?,?,?,?)",
-                       (directory.party, directory.version, der, certificate, _iso(now)))
+                       (directory.party, directory.version, der, certificate, store.iso(now)))
             appender.append(Event(
                 type="directory_changed", time=now, envelope_hash=hashlib.sha256(der).digest(),
                 details=(("party", directory.party.lower()), ("version", directory.version))))

@@ -92,6 +92,8 @@ LINGER_SECONDS = 0.001  # the most a batch waits for callers to come back (see _
 
 @dataclass(frozen=True)
 class Appended:
+    """Where an appended entry landed: its index and its leaf hash."""
+
     index: int
     leaf_hash: bytes
 
@@ -100,17 +102,19 @@ def create_tables(conn: sqlite3.Connection, *, with_nodes: bool = True) -> None:
     """Create the ledger's tables if missing (in the caller's transaction, if any).
     ``with_nodes=False`` leaves out the interior nodes (an auditor bundle)."""
     db = sqlite_utils.Database(conn)
-    db.table("ledger_meta").create({"key": str, "value": str}, pk="key", not_null={"value"},
-                             if_not_exists=True)
-    db.table("ledger_entries").create({"idx": int, "entry": bytes, "leaf_hash": bytes}, pk="idx",
-                                not_null={"entry", "leaf_hash"}, if_not_exists=True)
+    db.table("ledger_meta").create(
+        {"key": str, "value": str}, pk="key", not_null={"value"}, if_not_exists=True)
+    db.table("ledger_entries").create(
+        {"idx": int, "entry": bytes, "leaf_hash": bytes}, pk="idx",
+        not_null={"entry", "leaf_hash"}, if_not_exists=True)
     if with_nodes:
-        db.table("ledger_nodes").create({"id": int, "hash": bytes}, pk="id",
-                                        not_null={"hash"}, if_not_exists=True)
-    db.table("ledger_checkpoints").create({"size": int, "note": str}, pk="size",
-                                    not_null={"note"}, if_not_exists=True)
-    db.table("ledger_cosignatures").create({"size": int, "line": str}, pk=("size", "line"),
-                                     not_null={"line"}, if_not_exists=True)
+        db.table("ledger_nodes").create(
+            {"id": int, "hash": bytes}, pk="id", not_null={"hash"}, if_not_exists=True)
+    db.table("ledger_checkpoints").create(
+        {"size": int, "note": str}, pk="size", not_null={"note"}, if_not_exists=True)
+    db.table("ledger_cosignatures").create(
+        {"size": int, "line": str}, pk=("size", "line"), not_null={"line"},
+        if_not_exists=True)
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
@@ -278,9 +282,9 @@ class Ledger:
         """Open (creating if needed) the ledger in ``path``.
 
         With ``log_key`` the ledger is writable: tables are created, the origin and log
-        key are recorded on first use and must match afterwards, and the stored state is
-        checked (no gap, the newest checkpoint matches the tree). ``log_key=None`` opens
-        an existing ledger read-only (an auditor, the CLI).
+        key are recorded on first use and must match afterwards, and the newest
+        checkpoint must still match the stored tree. ``log_key=None`` opens an existing
+        ledger read-only (an auditor, the CLI). Either way only O(log n) rows are read.
         """
         path = Path(path)
         if log_key is None:

@@ -18,6 +18,7 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
+from gateway.node import store
 from gateway.node.worker import Worker
 from gateway.rules import cases as case_rules
 from gateway.rules.deadlines import setup_due, termination_end
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.node")
 INTERVAL = 60.0
 
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat()
 
 
 class AgreementWorker(Worker):
@@ -100,7 +98,7 @@ async def record_setup_overdue(node: Node) -> int:
             if db.execute("SELECT 1 FROM alarms WHERE code = ? AND cleared IS NULL",
                           (code,)).fetchone():
                 continue
-            db.execute("INSERT INTO alarms (code, raised) VALUES (?, ?)", (code, _iso(now)))
+            db.execute("INSERT INTO alarms (code, raised) VALUES (?, ?)", (code, store.iso(now)))
             appender.append(Event(type="setup_overdue", time=now, from_authority=authority,
                                   details=(("authority", authority.lower()), ("side", side))))
             recorded += 1
@@ -122,7 +120,7 @@ def record_termination(db: sqlite3.Connection, appender: Appender, *, received_a
     if row is not None and dt.datetime.fromisoformat(row["value"]) <= ends_at:
         return
     db.execute("INSERT OR REPLACE INTO agreement (key, value) VALUES ('ends_at', ?)",
-               (_iso(ends_at),))
+               (store.iso(ends_at),))
     appender.append(Event(type="termination_received", time=received_at,
                           envelope_id=envelope_id,
                           details=(("ends_at", int(ends_at.timestamp())),

@@ -16,7 +16,6 @@ is final: it is recorded (``rejected`` event with the peer's code), never retrie
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import random
@@ -26,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import CODED_ERRORS
 from gateway.node import store
 from gateway.node.agreement import record_termination
-from gateway.node.peer import PeerClient, PeerRefused, PeerUnavailable
+from gateway.node.peer import PeerRefused, PeerUnavailable, PeerWorker
 from gateway.node.trust import export_directory_file
-from gateway.node.worker import Worker
 from gateway.receipt import verify_receipt
 from gateway.rules.deadlines import answer_due
 from ledger.entry import Event
@@ -45,9 +43,6 @@ def backoff(attempts: int, base: float, cap: float) -> float:
     """Full jitter (AWS architecture blog, 'Exponential Backoff And Jitter')."""
     return random.uniform(0, min(cap, base * 2 ** min(attempts, 30)))
 
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat()
 
 
 def pick_batch(rows: list[sqlite3.Row], now: float, limit: int,
@@ -70,25 +65,13 @@ def pick_batch(rows: list[sqlite3.Row], now: float, limit: int,
     return picked
 
 
-class OutboxWorker(Worker):
+class OutboxWorker(PeerWorker):
     name = "outbox"
 
     def __init__(self, node: Node) -> None:
-        super().__init__()
-        self.node = node
+        super().__init__(node)
         self.wakeup = node.outbox_wakeup
-        self._peer: PeerClient | None = None
         self._control_failures = 0
-
-    def peer(self) -> PeerClient:
-        if self._peer is None:
-            self._peer = make_peer_client(self.node)
-        return self._peer
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self._peer is not None:
-            await self._peer.close()
 
     async def step(self) -> float:
         node = self.node
@@ -180,17 +163,17 @@ class OutboxWorker(Worker):
                 appender.append(base)
                 if raw:
                     db.execute("UPDATE outbox SET sent_at = ?, peer_receipt = ?, "
-                               "last_error = NULL WHERE seq = ?", (_iso(now), raw, row["seq"]))
+                               "last_error = NULL WHERE seq = ?", (store.iso(now), raw, row["seq"]))
                     if row["kind"] == "termination_notice":
                         record_termination(db, appender, received_at=receipt.time,
                                            receiving_party=node.trust.peer_directory.party,
                                            envelope_id=bytes(row["envelope_id"]))
                     if row["kind"] == "request":
                         # A10.3 runs from the day the requested node received it.
+                        due = answer_due(receipt.time, node.trust.peer_directory.party)
                         db.execute("UPDATE cases SET received_on = ?, due = ? WHERE "
                                    "case_id = ? AND received_on IS NULL",
-                                   (_iso(receipt.time),
-                                    _iso(answer_due(receipt.time, node.trust.peer_directory.party)),
+                                   (store.iso(receipt.time), store.iso(due),
                                     bytes(row["case_id"])))
                 else:
                     db.execute("UPDATE outbox SET rejected = ? WHERE seq = ?",
@@ -246,8 +229,8 @@ async def record_control_delivered(node: Node, kind: str, row: sqlite3.Row, raw:
                          ("version", row["version"]))))
             db.execute("UPDATE signatory_lists SET sent_at = ?, peer_receipt = ? WHERE "
                        "authority = ? AND version = ?",
-                       (_iso(now), raw, row["authority"], row["version"]))
-            store.clear_alarm(db, f"setup.overdue:{row['authority'].lower()}", _iso(now))
+                       (store.iso(now), raw, row["authority"], row["version"]))
+            store.clear_alarm(db, f"setup.overdue:{row['authority'].lower()}", store.iso(now))
         else:
             appender.append(Event(
                 type="directory_changed", time=now, envelope_hash=document_hash,
@@ -255,17 +238,6 @@ async def record_control_delivered(node: Node, kind: str, row: sqlite3.Row, raw:
                          ("version", row["version"]))))
             db.execute("UPDATE directories SET sent_at = ?, peer_receipt = ? WHERE "
                        "party = ? AND version = ?",
-                       (_iso(now), raw, node.party, row["version"]))
+                       (store.iso(now), raw, node.party, row["version"]))
 
     await node.ledger.transact_async(unit)
-
-
-def make_peer_client(node: Node) -> PeerClient:
-    from gateway import tls
-
-    trust = node.trust
-    assert trust.peer_tls_pem is not None
-    context = tls.client_context(trust.peer_tls_pem, certificate=node.home.tls_certificate,
-                                 key=node.home.tls_key, passphrase=node.tls_passphrase)
-    return PeerClient(trust.peer_directory.node.url, context,
-                      trust.peer_directory.node.node_key)

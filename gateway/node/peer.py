@@ -11,14 +11,19 @@ import base64
 import json
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from nacl.signing import VerifyKey
 
+from gateway import tls
 from gateway.errors import GatewayError
 from gateway.node.answers import HEADER, verify_answer
 from gateway.node.batch import encode_batch
+from gateway.node.worker import Worker
+
+if TYPE_CHECKING:
+    from gateway.node.service import Node
 
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 
@@ -105,3 +110,33 @@ class PeerClient:
     async def health(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", "/peer/v1/health")
         return result
+
+
+def make_peer_client(node: Node) -> PeerClient:
+    """A client of the peer as the node's trust says it is now: pinned certificate, our
+    own certificate as the client's, the peer's node key for answer signatures."""
+    trust = node.trust
+    assert trust.peer_tls_pem is not None
+    context = tls.client_context(trust.peer_tls_pem, certificate=node.home.tls_certificate,
+                                 key=node.home.tls_key, passphrase=node.tls_passphrase)
+    return PeerClient(trust.peer_directory.node.url, context,
+                      trust.peer_directory.node.node_key)
+
+
+class PeerWorker(Worker):
+    """A worker that talks to the peer through one client, opened on first use."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self.node = node
+        self._peer: PeerClient | None = None
+
+    def peer(self) -> PeerClient:
+        if self._peer is None:
+            self._peer = make_peer_client(self.node)
+        return self._peer
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._peer is not None:
+            await self._peer.close()

@@ -76,9 +76,6 @@ def _same_or_conflict(row: sqlite3.Row | None, envelope_hash: bytes) -> tuple[in
     return int(row["ledger_index"]), bytes(row["receipt"])
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat()
-
 
 class Node:
     """One running node: its keys, ledger, trust and queues. Made by ``open_node``."""
@@ -182,12 +179,12 @@ class Node:
                                         header.recipient)
             received_on = due = None
             if received_here and header.kind == "request":
-                received_on, due = _iso(now), _iso(answer_due(now, self.party))
+                received_on, due = store.iso(now), store.iso(answer_due(now, self.party))
             db.execute(
                 "INSERT INTO cases (case_id, state, requesting, requested, opened_by_kind, "
                 "opened_at, received_on, due, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 (case.case_id, case.state, case.requesting, case.requested, header.kind,
-                 _iso(now), received_on, due, _iso(now)))
+                 store.iso(now), received_on, due, store.iso(now)))
             old_state = "none"
             new_state = case.state
         else:
@@ -201,7 +198,7 @@ class Node:
             if new_state == old_state:
                 return
             db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE case_id = ?",
-                       (new_state, _iso(now), header.case_id))
+                       (new_state, store.iso(now), header.case_id))
         appender.append(Event(
             type="case_state_changed", time=now, envelope_id=header.envelope_id,
             case_id=header.case_id, from_authority=header.sender,
@@ -229,8 +226,8 @@ class Node:
             "in_reply_to, created, signatory_key_id, direction, stored_at, ledger_index, "
             "size, sealed, receipt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (header.envelope_id, envelope_hash, header.kind, header.sender,
-             header.recipient, header.case_id, header.in_reply_to, _iso(header.created),
-             header.signatory_key_id, direction, _iso(now), index, len(sealed), sealed,
+             header.recipient, header.case_id, header.in_reply_to, store.iso(header.created),
+             header.signatory_key_id, direction, store.iso(now), index, len(sealed), sealed,
              receipt))
 
     def _event(self, type: str, header: Any, envelope_hash: bytes, now: dt.datetime,
@@ -391,8 +388,8 @@ class Node:
                                    appended.index, now, self.node_key)
             db.execute("INSERT INTO signatory_lists (party, authority, version, der, "
                        "stored_at, receipt) VALUES (?,?,?,?,?,?)",
-                       (lst.party, lst.authority, lst.version, der, _iso(now), receipt))
-            store.clear_alarm(db, f"setup.overdue:{lst.authority.lower()}", _iso(now))
+                       (lst.party, lst.authority, lst.version, der, store.iso(now), receipt))
+            store.clear_alarm(db, f"setup.overdue:{lst.authority.lower()}", store.iso(now))
             return receipt
 
         return await self.ledger.transact_async(unit)
@@ -423,7 +420,7 @@ class Node:
                                    appended.index, now, self.node_key)
             db.execute("INSERT INTO directories (party, version, der, tls_certificate, "
                        "stored_at, receipt) VALUES (?,?,?,?,?,?)",
-                       (directory.party, directory.version, der, certificate, _iso(now),
+                       (directory.party, directory.version, der, certificate, store.iso(now),
                         receipt))
             return receipt
 
@@ -520,7 +517,7 @@ class Node:
                 from_authority=row["from_authority"], to_authority=row["to_authority"],
                 envelope_hash=row["hash"], details=(("kind", row["kind"]),)))
             db.execute(f"UPDATE inbox SET {column} = ? WHERE envelope_id = ?",
-                       (_iso(now), row["id"]))
+                       (store.iso(now), row["id"]))
             return appended.index
 
         return await self.ledger.transact_async(unit)

@@ -11,6 +11,7 @@ and signatory lists. The ledger holds the evidence; these tables hold the work.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -116,6 +117,11 @@ CREATE TABLE IF NOT EXISTS agreement (
     value TEXT NOT NULL
 );
 """
+
+
+def iso(t: dt.datetime) -> str:
+    """How every time is stored: ISO 8601 in UTC."""
+    return t.astimezone(dt.UTC).isoformat()
 
 
 def create_schema(path: Path) -> None:

@@ -16,14 +16,13 @@ each ledger, making a new checkpoint for the other side to cosign, forever.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
 from gateway.errors import CODED_ERRORS
-from gateway.node.outbox import make_peer_client
-from gateway.node.peer import PeerClient, PeerUnavailable
+from gateway.node import store
+from gateway.node.peer import PeerClient, PeerUnavailable, PeerWorker
 from gateway.node.worker import Worker
 from ledger.entry import Event
 from ledger.note import SignedCheckpoint
@@ -35,9 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.node")
 
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat()
 
 
 class CheckpointWorker(Worker):
@@ -55,31 +51,19 @@ class CheckpointWorker(Worker):
         return self.node.config.checkpoint_interval
 
 
-class WitnessWorker(Worker):
+class WitnessWorker(PeerWorker):
     name = "witness"
-
-    def __init__(self, node: Node) -> None:
-        super().__init__()
-        self.node = node
-        self._peer: PeerClient | None = None
-
-    async def stop(self) -> None:
-        await super().stop()
-        if self._peer is not None:
-            await self._peer.close()
 
     async def step(self) -> float:
         node = self.node
         interval = node.config.witness_interval
         if node.trust.peer is None:
             return interval
-        if self._peer is None:
-            self._peer = make_peer_client(node)
         last = node.reader.one("SELECT size, note FROM peer_checkpoints ORDER BY size DESC "
                                "LIMIT 1")
         old_size, old_note = (last["size"], last["note"]) if last else (0, None)
         try:
-            note, proof = await self._peer.checkpoint(old_size)
+            note, proof = await self.peer().checkpoint(old_size)
         except PeerUnavailable:
             return interval
         except CODED_ERRORS as e:
@@ -87,7 +71,7 @@ class WitnessWorker(Worker):
                 return interval
             await raise_alarm(node, getattr(e, "code", "witness.error"))
             return interval
-        await witness_once(node, self._peer, note, proof, old_note)
+        await witness_once(node, self.peer(), note, proof, old_note)
         return interval
 
 
@@ -115,7 +99,7 @@ async def witness_once(node: Node, peer: PeerClient, note: str, proof: list[byte
 
     def unit(db: sqlite3.Connection, appender: Appender) -> None:
         db.execute("INSERT OR IGNORE INTO peer_checkpoints (size, note, cosignature, "
-                   "cosigned_at) VALUES (?,?,?,?)", (size, note, cosignature, _iso(now)))
+                   "cosigned_at) VALUES (?,?,?,?)", (size, note, cosignature, store.iso(now)))
 
     await node.ledger.transact_async(unit)
     node.metrics.count("gateway_cosigned_total", "Peer checkpoints we cosigned")
@@ -149,7 +133,7 @@ async def raise_alarm(node: Node, code: str) -> None:
         open_alarm = db.execute("SELECT 1 FROM alarms WHERE code = ? AND cleared IS NULL",
                                 (code,)).fetchone()
         if open_alarm is None:
-            db.execute("INSERT INTO alarms (code, raised) VALUES (?, ?)", (code, _iso(now)))
+            db.execute("INSERT INTO alarms (code, raised) VALUES (?, ?)", (code, store.iso(now)))
             appender.append(Event(type="alarm", time=now, details=(("code", code),)))
 
     await node.ledger.transact_async(unit)
