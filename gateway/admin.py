@@ -45,6 +45,7 @@ from keys.directory import (
     decode_directory,
     root_fingerprint,
 )
+from keys.fields import check_party
 from keys.keyid import key_id
 from keys.signatories import Signatory, SignatoryList
 from ledger.entry import Event
@@ -165,7 +166,7 @@ class AdminSession:
         effective = now_seconds() + dt.timedelta(seconds=1)
         if previous is not None:
             effective = max(effective, previous.effective)
-        lst = SignatoryList(party=self.config.party, authority=authority,
+        lst = SignatoryList(party=check_party(self.config.party), authority=authority,
                             version=(previous.version + 1) if previous else 1,
                             effective=effective, signatories=signatories,
                             forms=previous.forms if previous else ())

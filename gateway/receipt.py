@@ -30,6 +30,9 @@ The signature is Ed25519 by the issuing node key over
 ``"KZBY-GW receipt v1" || 0x00 || DER(Receipt)``.
 """
 
+# mypy: allow-subclassing-any
+# (asn1crypto ships no type information, so its base classes are Any to mypy.)
+
 from __future__ import annotations
 
 import datetime as dt

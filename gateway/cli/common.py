@@ -19,12 +19,12 @@ def home_option(f: F) -> F:
     return click.option(
         "--home", "home", required=True, envvar="GATEWAY_HOME",
         type=click.Path(file_okay=False, path_type=Path),
-        help="The node's home directory (or GATEWAY_HOME).")(f)  # type: ignore[return-value]
+        help="The node's home directory (or GATEWAY_HOME).")(f)
 
 
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True,
-                        help="Print JSON instead of a table.")(f)  # type: ignore[return-value]
+                        help="Print JSON instead of a table.")(f)
 
 
 def passphrase(confirm: bool = False) -> bytes:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    pass
+from gateway.node.service import Node
 
-NODE = web.AppKey["Node"]("node")
+NODE = web.AppKey("node", Node)
 # Listener name ("agency", "peer") -> local port, filled in when the sites start.
 LISTENERS = web.AppKey("listeners", dict[str, int])
 # The raw body of a peer request, kept for the answer signature (answers.py).

@@ -9,6 +9,9 @@ many envelopes; order within the batch is the sender's outbox order, and the rec
 processes them in that order.
 """
 
+# mypy: allow-subclassing-any
+# (asn1crypto ships no type information, so its base classes are Any to mypy.)
+
 from __future__ import annotations
 
 from asn1crypto import core

@@ -33,6 +33,7 @@ from nacl.signing import SigningKey
 
 from gateway.config import NodeConfig
 from gateway.envelope.check import EnvelopeVerifier
+from gateway.envelope.wire import Header
 from gateway.errors import CODED_ERRORS, GatewayError
 from gateway.home import Home
 from gateway.node import store
@@ -47,6 +48,7 @@ from gateway.node.trust import (
     now_utc,
     read_directory_file,
 )
+from gateway.node.worker import Worker
 from gateway.receipt import make_receipt
 from gateway.rules import cases as case_rules
 from gateway.rules.deadlines import answer_due
@@ -76,7 +78,6 @@ def _same_or_conflict(row: sqlite3.Row | None, envelope_hash: bytes) -> tuple[in
     return int(row["ledger_index"]), bytes(row["receipt"])
 
 
-
 class Node:
     """One running node: its keys, ledger, trust and queues. Made by ``open_node``."""
 
@@ -97,7 +98,7 @@ class Node:
         self.verifier = EnvelopeVerifier(self.trust.signatories)
         self.outbox_wakeup = asyncio.Event()
         self.inbox_changed = asyncio.Condition()
-        self._workers: list[Any] = []
+        self._workers: list[Worker] = []
         self._install_gauges()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -136,7 +137,7 @@ class Node:
 
     # --- checks -----------------------------------------------------------------------
 
-    def _check_route(self, header: Any, *, incoming: bool) -> None:
+    def _check_route(self, header: Header, *, incoming: bool) -> None:
         """Step 2: both authorities known and in force when the envelope was created."""
         sender_party, recipient_party = (self.trust.peer_directory.party, self.party) \
             if incoming else (self.party, self.trust.peer_directory.party)
@@ -156,7 +157,7 @@ class Node:
                             "authority's", code="envelope.wrong_recipient_key")
         self._check_not_terminated(header)
 
-    def _check_not_terminated(self, header: Any) -> None:
+    def _check_not_terminated(self, header: Header) -> None:
         """A17: after the end date no new request is accepted."""
         row = self.reader.one("SELECT value FROM agreement WHERE key = 'ends_at'")
         if row is None or header.kind not in case_rules.OPENING_KINDS:
@@ -165,7 +166,7 @@ class Node:
             raise NodeError(f"the agreement ended at {row['value']} (A17)",
                             code="agreement.terminated")
 
-    def _case_step(self, db: sqlite3.Connection, appender: Appender, header: Any,
+    def _case_step(self, db: sqlite3.Connection, appender: Appender, header: Header,
                    now: dt.datetime, *, received_here: bool) -> None:
         """Step 3: open or advance the case, inside the unit of work."""
         if header.kind in case_rules.CASELESS_KINDS:
@@ -205,7 +206,7 @@ class Node:
             to_authority=header.recipient,
             details=(("from", old_state), ("kind", header.kind), ("to", new_state))))
 
-    def _kind_events(self, appender: Appender, header: Any, envelope_hash: bytes,
+    def _kind_events(self, appender: Appender, header: Header, envelope_hash: bytes,
                      now: dt.datetime) -> None:
         """A11.2, A11.3: consent asked and decided are events of their own."""
         event_type = _KIND_EVENTS.get(header.kind)
@@ -218,7 +219,7 @@ class Node:
                               envelope_id)
         return _same_or_conflict(row, envelope_hash)
 
-    def _insert_envelope(self, db: sqlite3.Connection, header: Any, envelope_hash: bytes,
+    def _insert_envelope(self, db: sqlite3.Connection, header: Header, envelope_hash: bytes,
                          sealed: bytes, direction: str, now: dt.datetime, index: int,
                          receipt: bytes) -> None:
         db.execute(
@@ -230,7 +231,7 @@ class Node:
              header.signatory_key_id, direction, store.iso(now), index, len(sealed), sealed,
              receipt))
 
-    def _event(self, type: str, header: Any, envelope_hash: bytes, now: dt.datetime,
+    def _event(self, type: str, header: Header, envelope_hash: bytes, now: dt.datetime,
                details: tuple[tuple[str, str | int], ...] = ()) -> Event:
         return Event(type=type, time=now, envelope_id=header.envelope_id,
                      case_id=header.case_id, from_authority=header.sender,
@@ -265,7 +266,7 @@ class Node:
             "receipt": base64.b64encode(receipt).decode("ascii"),
         }
 
-    def _submit_unit(self, db: sqlite3.Connection, appender: Appender, header: Any,
+    def _submit_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                      envelope_hash: bytes, sealed: bytes, now: dt.datetime) -> tuple[int, bytes]:
         row = db.execute("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
                          (header.envelope_id,)).fetchone()
@@ -318,7 +319,7 @@ class Node:
             self.metrics.count("gateway_rejected_total", "Envelopes refused", code=code)
             return {"code": code, "message": getattr(e, "message", str(e))}
 
-    def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Any,
+    def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                       envelope_hash: bytes, sealed: bytes, now: dt.datetime
                       ) -> tuple[int, bytes]:
         row = db.execute("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
@@ -341,7 +342,7 @@ class Node:
                    (header.envelope_id, header.recipient))
         return appended.index, receipt
 
-    async def _record_rejection(self, sealed: bytes, header: Any, code: str,
+    async def _record_rejection(self, sealed: bytes, header: Header | None, code: str,
                                 now: dt.datetime) -> None:
         """Evidence of a refusal: the hash of what was refused and the code, nothing else."""
         envelope_hash = hashlib.sha256(sealed).digest()
