@@ -34,8 +34,10 @@ class Due:
 
 
 def due_for_destruction(reader: store.Reader, config: NodeConfig, now: dt.datetime) -> list[Due]:
+    # An envelope still waiting for the peer is kept until it is relayed or refused.
     rows = reader.all("SELECT id, kind, stored_at, size FROM envelopes WHERE sealed IS NOT NULL "
-                      "ORDER BY stored_at")
+                      "AND id NOT IN (SELECT envelope_id FROM outbox WHERE sent_at IS NULL "
+                      "AND rejected IS NULL) ORDER BY stored_at")
     return [Due(r["id"], r["kind"], r["stored_at"], r["size"]) for r in rows
             if dt.datetime.fromisoformat(r["stored_at"])
             + dt.timedelta(days=config.retention.days_for(r["kind"])) <= now]

@@ -86,24 +86,32 @@ class OutboxWorker(PeerWorker):
         self._control_failures = 0
         rows = node.reader.all(
             "SELECT o.seq, o.envelope_id, o.case_id, o.attempts, o.next_attempt, e.kind, "
-            "e.from_authority, e.size, e.sealed, e.hash FROM outbox o JOIN envelopes e "
+            "e.from_authority, e.size, e.hash FROM outbox o JOIN envelopes e "
             "ON e.id = o.envelope_id WHERE o.sent_at IS NULL AND o.rejected IS NULL "
             "ORDER BY o.seq LIMIT ?", node.config.outbox_batch * 4)
         if not rows:
             return 30.0
         now = node.clock().timestamp()
-        blocked = self._cases_waiting_for_setup(rows)
-        batch = pick_batch(rows, now, node.config.outbox_batch, blocked)
+        waiting = self._cases_waiting_for_setup(rows)
+        batch = pick_batch(rows, now, node.config.outbox_batch, set(waiting))
         if not batch:
-            return max(0.05, min(r["next_attempt"] for r in rows) - now) \
-                if len(blocked) < len({r["case_id"] for r in rows}) else 5.0
+            due = [r["next_attempt"] for r in rows if r["case_id"] not in waiting]
+            return max(0.05, min(due) - now) if due else 5.0
         try:
-            results = await self.peer().send_envelopes([bytes(r["sealed"]) for r in batch])
+            results = await self.peer().send_envelopes(self._sealed(batch))
         except (PeerUnavailable, PeerRefused) as e:
             await self._retry_later(batch, e.code)
             return 0.0
         await self._record_results(batch, results)
         return 0.0
+
+    def _sealed(self, batch: list[sqlite3.Row]) -> list[bytes]:
+        """The sealed bytes of the picked envelopes only (the listing left them out)."""
+        ids = [bytes(r["envelope_id"]) for r in batch]
+        rows = self.node.reader.all(
+            f"SELECT id, sealed FROM envelopes WHERE id IN ({','.join('?' * len(ids))})", *ids)
+        by_id = {bytes(r["id"]): bytes(r["sealed"]) for r in rows}
+        return [by_id[i] for i in ids]
 
     def _cases_waiting_for_setup(self, rows: list[sqlite3.Row]) -> set[bytes]:
         """A9.3: requests of an authority whose list the peer has not got yet wait."""
