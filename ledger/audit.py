@@ -83,7 +83,7 @@ class AuditReport:
 def _check_checkpoints(notes: Iterable[tuple[int, str | bytes]], log: NoteVerifier,
                        witnesses: Sequence[NoteVerifier], report: AuditReport
                        ) -> dict[int, bytes]:
-    """Steps 1: every stored checkpoint, by size; returns the signed roots."""
+    """Step 1: every stored checkpoint, by size; returns the signed roots."""
     roots: dict[int, bytes] = {}
     for size, note in notes:
         where = {"index": max(size - 1, 0), "size": size}

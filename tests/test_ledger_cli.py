@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -225,3 +227,25 @@ def test_export_then_verify_with_keys_only(home: Path, tmp_path: Path,
 def test_verify_needs_exactly_one_source(home: Path) -> None:
     assert run("verify").exit_code == 2
     assert run("verify", "--home", str(home), "--bundle", "x").exit_code == 2
+
+
+@pytest.mark.slow
+def test_installed_command_verifies_a_bundle(home: Path, tmp_path: Path) -> None:
+    """The real `gateway` process, as an auditor runs it: exit codes, no traceback."""
+    gateway = Path(sys.executable).parent / "gateway"
+    bundle = tmp_path / "ledger.bundle"
+    ok("export", "--home", str(home), "--out", str(bundle))
+    log_vkey = ok("vkey", "--home", str(home)).strip()
+    good = subprocess.run([str(gateway), "ledger", "verify", "--bundle", str(bundle),
+                           "--vkey", log_vkey], capture_output=True, text=True, cwd=tmp_path)
+    assert good.returncode == 0 and good.stdout.startswith(f"ok: {ORIGIN}: 10 entries")
+    assert good.stderr == ""  # no progress bar when stderr is not a terminal
+    conn = sqlite3.connect(bundle)
+    conn.execute("DELETE FROM ledger_entries WHERE idx = 4")
+    conn.commit()
+    conn.close()
+    bad = subprocess.run([str(gateway), "ledger", "verify", "--bundle", str(bundle),
+                          "--vkey", log_vkey], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: ledger.missing_entry: index 4: ")
+    assert "Traceback" not in bad.stderr

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from asn1crypto import parser
+from asn1crypto import core, parser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -243,3 +243,17 @@ def test_non_der_or_invalid_entries_refused(name: str, der: bytes) -> None:
     with pytest.raises(BadEntry) as caught:
         decode_entry(der)
     assert caught.value.code == "ledger.bad_entry"
+
+
+@settings(max_examples=500, deadline=None)
+@given(time=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31),
+                         timezones=st.just(UTC)))
+def test_time_encoding_is_asn1cryptos(time: datetime) -> None:
+    """The event encoder writes GeneralizedTime text itself (speed); it must be exactly
+    what asn1crypto writes, fractions included (.5, .000001, none)."""
+    event = Event(type="alarm", time=time)
+    assert encode_event(event)[3:] == core.GeneralizedTime(time).dump()
+    for microsecond in (0, 1, 10, 500000, 999999):
+        exact = time.replace(microsecond=microsecond)
+        assert encode_event(Event(type="alarm", time=exact))[3:] == \
+            core.GeneralizedTime(exact).dump()
