@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from asn1crypto import core
 
+from gateway.envelope.der import codec, load_strict
 from gateway.errors import GatewayError
-from keys.der import load_strict
 
 MAX_BATCH_ITEMS = 1024
 BATCH_OVERHEAD = 64 * 1024
@@ -31,15 +31,18 @@ class _Batch(core.SequenceOf):
     _child_spec = core.OctetString
 
 
+_BATCH = codec(_Batch)
+
+
 def encode_batch(envelopes: list[bytes]) -> bytes:
     if not 1 <= len(envelopes) <= MAX_BATCH_ITEMS:
         raise BatchError(f"a batch holds 1 to {MAX_BATCH_ITEMS} envelopes")
-    return bytes(_Batch(envelopes).dump())
+    return _BATCH.dump(envelopes)
 
 
 def decode_batch(data: bytes, max_bytes: int) -> list[bytes]:
-    batch = load_strict(_Batch, data, max_bytes, BatchError)
-    items = [bytes(item.native) for item in batch]
+    items: list[bytes] = load_strict(_BATCH, data, max_bytes, BatchError,
+                                     too_large_cls=BatchError, what="envelope batch")
     if not 1 <= len(items) <= MAX_BATCH_ITEMS:
         raise BatchError(f"a batch holds 1 to {MAX_BATCH_ITEMS} envelopes")
     return items

@@ -68,14 +68,16 @@ class NodeError(GatewayError):
 _KIND_EVENTS = {"consent_request": "consent_asked", "consent_decision": "consent_decided"}
 
 
-def _same_or_conflict(row: sqlite3.Row | None, envelope_hash: bytes) -> tuple[int, bytes] | None:
-    """Idempotency: the same id with the same bytes is the same envelope."""
+def _same_or_conflict(row: sqlite3.Row | None, envelope_hash: bytes
+                      ) -> tuple[int, dt.datetime] | None:
+    """Idempotency: the same id with the same bytes is the same envelope; its
+    (ledger index, time stored), from which its receipt is made again."""
     if row is None:
         return None
     if row["hash"] != envelope_hash:
         raise NodeError("an envelope with this id but other bytes was accepted before",
                         code="envelope.conflict")
-    return int(row["ledger_index"]), bytes(row["receipt"])
+    return int(row["ledger_index"]), dt.datetime.fromisoformat(row["stored_at"])
 
 
 class Node:
@@ -213,23 +215,22 @@ class Node:
         if event_type is not None:
             appender.append(self._event(event_type, header, envelope_hash, now))
 
-    def _existing(self, envelope_id: bytes, envelope_hash: bytes) -> tuple[int, bytes] | None:
-        """Step 4: (ledger index, receipt) of an earlier identical envelope, or None."""
-        row = self.reader.one("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
+    def _existing(self, envelope_id: bytes, envelope_hash: bytes
+                  ) -> tuple[int, dt.datetime] | None:
+        """Step 4: (ledger index, time stored) of an earlier identical envelope, or None."""
+        row = self.reader.one("SELECT hash, ledger_index, stored_at FROM envelopes WHERE id = ?",
                               envelope_id)
         return _same_or_conflict(row, envelope_hash)
 
     def _insert_envelope(self, db: sqlite3.Connection, header: Header, envelope_hash: bytes,
-                         sealed: bytes, direction: str, now: dt.datetime, index: int,
-                         receipt: bytes) -> None:
+                         sealed: bytes, direction: str, now: dt.datetime, index: int) -> None:
         db.execute(
             "INSERT INTO envelopes (id, hash, kind, from_authority, to_authority, case_id, "
             "in_reply_to, created, signatory_key_id, direction, stored_at, ledger_index, "
-            "size, sealed, receipt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "size, sealed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (header.envelope_id, envelope_hash, header.kind, header.sender,
              header.recipient, header.case_id, header.in_reply_to, store.iso(header.created),
-             header.signatory_key_id, direction, store.iso(now), index, len(sealed), sealed,
-             receipt))
+             header.signatory_key_id, direction, store.iso(now), index, len(sealed), sealed))
 
     def _event(self, type: str, header: Header, envelope_hash: bytes, now: dt.datetime,
                details: tuple[tuple[str, str | int], ...] = ()) -> Event:
@@ -258,7 +259,12 @@ class Node:
             self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
                                step="submitted", kind=header.kind)
             self.outbox_wakeup.set()
-        index, receipt = done
+        index, stored_at = done
+        # Signed here, not in the unit of work: nothing slow runs while the writer holds
+        # the transaction. Ed25519 is deterministic, so a resubmission gets these very
+        # bytes again from the stored index and time.
+        receipt = make_receipt("submission", self.party, header.envelope_id, envelope_hash,
+                               index, stored_at, self.node_key)
         return {
             "envelope_id": header.envelope_id.hex(),
             "envelope_hash": envelope_hash.hex(),
@@ -267,8 +273,9 @@ class Node:
         }
 
     def _submit_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
-                     envelope_hash: bytes, sealed: bytes, now: dt.datetime) -> tuple[int, bytes]:
-        row = db.execute("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
+                     envelope_hash: bytes, sealed: bytes, now: dt.datetime
+                     ) -> tuple[int, dt.datetime]:
+        row = db.execute("SELECT hash, ledger_index, stored_at FROM envelopes WHERE id = ?",
                          (header.envelope_id,)).fetchone()
         earlier = _same_or_conflict(row, envelope_hash)  # a concurrent resubmission won
         if earlier is not None:
@@ -276,13 +283,11 @@ class Node:
         self._case_step(db, appender, header, now, received_here=False)
         appended = appender.append(self._event("submitted", header, envelope_hash, now))
         self._kind_events(appender, header, envelope_hash, now)
-        receipt = make_receipt("submission", self.party, header.envelope_id, envelope_hash,
-                               appended.index, now, self.node_key)
         self._insert_envelope(db, header, envelope_hash, sealed, "outgoing", now,
-                              appended.index, receipt)
+                              appended.index)
         db.execute("INSERT INTO outbox (envelope_id, case_id) VALUES (?, ?)",
                    (header.envelope_id, header.case_id))
-        return appended.index, receipt
+        return appended.index, now
 
 
     # --- peer API ---------------------------------------------------------------------
@@ -310,7 +315,9 @@ class Node:
                                    step="received_from_peer", kind=header.kind)
                 async with self.inbox_changed:
                     self.inbox_changed.notify_all()
-            return {"receipt": base64.b64encode(done[1]).decode("ascii")}
+            receipt = make_receipt("relay", self.party, header.envelope_id, envelope_hash,
+                                   done[0], done[1], self.node_key)
+            return {"receipt": base64.b64encode(receipt).decode("ascii")}
         except CODED_ERRORS as e:
             code = getattr(e, "code", "error")
             if code == "envelope.no_signatory_list":
@@ -321,8 +328,8 @@ class Node:
 
     def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                       envelope_hash: bytes, sealed: bytes, now: dt.datetime
-                      ) -> tuple[int, bytes]:
-        row = db.execute("SELECT hash, ledger_index, receipt FROM envelopes WHERE id = ?",
+                      ) -> tuple[int, dt.datetime]:
+        row = db.execute("SELECT hash, ledger_index, stored_at FROM envelopes WHERE id = ?",
                          (header.envelope_id,)).fetchone()
         earlier = _same_or_conflict(row, envelope_hash)
         if earlier is not None:
@@ -334,13 +341,11 @@ class Node:
         if header.kind == "termination_notice":
             record_termination(db, appender, received_at=now, receiving_party=self.party,
                                envelope_id=header.envelope_id)
-        receipt = make_receipt("relay", self.party, header.envelope_id, envelope_hash,
-                               appended.index, now, self.node_key)
         self._insert_envelope(db, header, envelope_hash, sealed, "incoming", now,
-                              appended.index, receipt)
+                              appended.index)
         db.execute("INSERT INTO inbox (envelope_id, authority) VALUES (?, ?)",
                    (header.envelope_id, header.recipient))
-        return appended.index, receipt
+        return appended.index, now
 
     async def _record_rejection(self, sealed: bytes, header: Header | None, code: str,
                                 now: dt.datetime) -> None:

@@ -34,7 +34,6 @@ CREATE TABLE IF NOT EXISTS envelopes (
     ledger_index     INTEGER NOT NULL,
     size             INTEGER NOT NULL,
     sealed           BLOB,                  -- NULL once destroyed (A11.5)
-    receipt          BLOB,                  -- our signed receipt (submission or relay)
     destroyed_at     TEXT
 );
 CREATE INDEX IF NOT EXISTS envelopes_case ON envelopes (case_id);
