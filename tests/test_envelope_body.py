@@ -51,7 +51,8 @@ def test_one_table_per_kind_in_registry_order() -> None:
 
 @pytest.mark.parametrize("kind", list(bodies.BODIES))
 def test_example_round_trips_and_der_is_what_plain_asn1crypto_writes(kind: str) -> None:
-    """Level-by-level encoding is only an optimisation: the bytes are asn1crypto's own."""
+    """The fast codec (gateway/envelope/der.py) is only an optimisation: the bytes are
+    asn1crypto's own."""
     body = example(kind)
     der = bodies.encode(kind, body)
     assert bodies.decode(kind, der) == body

@@ -17,7 +17,6 @@ from gateway.envelope.errors import (
     BadAttachment,
     BadCategory,
     BadReference,
-    BodyNotDer,
     BodyTooLarge,
 )
 from gateway.envelope.fields import (
@@ -37,7 +36,6 @@ from gateway.envelope.fields import (
     at_least_one_of,
     exactly_one_of,
 )
-from keys.der import load_strict
 
 # Shared value types -------------------------------------------------------------------
 
@@ -367,11 +365,7 @@ def decode(kind: str, der: bytes) -> dict[str, Any]:
     """The JSON form of a body read from DER. A sender's DER meets the same rules as its
     JSON would, so nothing reaches an agency system that ``encode`` would refuse."""
     schema = BODIES[kinds.by_name(kind).name]
-    value: Any = load_strict(
-        schema.spec(), der, limits.MAX_BODY, BodyNotDer, too_large_cls=BodyTooLarge,
-        what=f"{kind} body",
-    )
-    native = schema.from_asn1(value.native)
+    native = schema.decode(der, f"{kind} body")
     schema.validate(native, "body")
     body: dict[str, Any] = schema.to_json(native)
     return body

@@ -4,7 +4,8 @@ One table per kind (body.py) drives four things, so they cannot drift apart:
 
 - ``parse``: the JSON form to native values, closed (an unknown key is an error);
 - ``validate``: every rule, on native values, whether they came from JSON or from DER;
-- ``spec`` and ``to_asn1``: the asn1crypto classes that give the DER form;
+- ``spec``: the asn1crypto classes that give the DER form (written and read through
+  ``gateway.envelope.der``, which gives asn1crypto's bytes faster);
 - ``definition``: the ASN.1 text that docs/protocol.md quotes.
 
 Native values are what asn1crypto reads and writes: ``str``, ``int``, ``bool``,
@@ -33,11 +34,13 @@ from typing import Any
 
 from asn1crypto import core
 
-from gateway.envelope import limits
+from gateway.envelope import der, limits
 from gateway.envelope.errors import (
     BadScript,
     BadValue,
     BodyError,
+    BodyNotDer,
+    BodyTooLarge,
     MissingField,
     UnknownField,
     quotable,
@@ -75,11 +78,6 @@ class FieldType(ABC):
     @abstractmethod
     def spec(self) -> type:
         """The asn1crypto class."""
-
-    def to_asn1(self, native: Any, params: dict[str, Any]) -> Any:
-        """What the enclosing asn1crypto constructor takes for this value; a leaf's
-        native value as it is (asn1crypto tags it from the field's ``params``)."""
-        return native
 
     def definition(self) -> str | None:
         """The ASN.1 assignment of ``ref``, if it is a named type."""
@@ -315,17 +313,6 @@ class Hex(FieldType):
 # Structure ----------------------------------------------------------------------------
 
 
-def _built(spec: type, value: Any, params: dict[str, Any]) -> Any:
-    """``spec(value)``, encoded once and read back.
-
-    asn1crypto re-encodes a constructed value each time its contents are read, twice
-    per ``dump`` and at every level of nesting, so a tree built from natives costs
-    2^depth encodings. Children that were loaded from bytes dump as those bytes, so
-    building level by level keeps encoding linear in the size of the body.
-    """
-    return spec.load(spec(value, **params).dump(), **params)  # type: ignore[attr-defined]
-
-
 class ListOf(FieldType):
     def __init__(self, item: FieldType, min_items: int, max_items: int) -> None:
         self.item = item
@@ -354,9 +341,6 @@ class ListOf(FieldType):
 
     def from_asn1(self, native: Any) -> Any:
         return [self.item.from_asn1(item) for item in native]
-
-    def to_asn1(self, native: Any, params: dict[str, Any]) -> Any:
-        return _built(self._spec, [self.item.to_asn1(item, {}) for item in native], params)
 
     def spec(self) -> type:
         return self._spec
@@ -465,17 +449,17 @@ class Struct(FieldType):
         self.validate(native, path)
         return native
 
-    def to_asn1(self, native: Any, params: dict[str, Any]) -> Any:
-        children = {
-            f.name: f.type.to_asn1(native[f.name], {"implicit": i})
-            for i, f in enumerate(self.fields)
-            if f.name in native
-        }
-        return _built(self._spec, children, params)
-
     def encode(self, native: Any) -> bytes:
-        """The DER of a valid native value."""
-        return bytes(self.to_asn1(native, {}).dump())
+        """The DER of a valid native value: what ``self.spec()(native).dump()`` writes."""
+        return der.codec(self._spec).dump(native)
+
+    def decode(self, data: bytes, what: str) -> Any:
+        """The native value of strict DER (``BodyNotDer`` otherwise), not yet validated."""
+        native = der.load_strict(
+            der.codec(self._spec), data, limits.MAX_BODY, BodyNotDer,
+            too_large_cls=BodyTooLarge, what=what,
+        )
+        return self.from_asn1(native)
 
     def spec(self) -> type:
         return self._spec

@@ -180,7 +180,7 @@ def seal_envelope(
         stream_header=stream_header,
     )
     _check_acknowledged(kind, body, header.in_reply_to)
-    header_der = bytes(header.to_schema().dump())
+    header_der = header.to_der()
     ciphertext = encrypt_body(body_der, content_key, stream_header, header_der)  # (4)
     wrapped_key = _wrap(content_key, recipient_key)  # (5)
     signature = signatory_key.sign(signed_message(header_der, wrapped_key, ciphertext))  # (6)

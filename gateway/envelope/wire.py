@@ -15,7 +15,7 @@ from typing import Any
 
 from asn1crypto import parser
 
-from gateway.envelope import kinds, limits
+from gateway.envelope import der, kinds, limits
 from gateway.envelope.errors import (
     BadAuthority,
     BadField,
@@ -27,7 +27,6 @@ from gateway.envelope.errors import (
     UnsupportedVersion,
 )
 from gateway.envelope.schema import EnvelopeSchema, HeaderSchema
-from keys.der import load_strict
 from keys.errors import KeysError
 from keys.fields import check_authority_id, check_party
 
@@ -36,6 +35,8 @@ VERSION = 1
 SIGNATURE_CONTEXT = b"KZBY-GW envelope v1\x00"
 
 _FULL_CHUNK = limits.CHUNK_SIZE + limits.CHUNK_OVERHEAD
+_HEADER = der.codec(HeaderSchema)
+_ENVELOPE = der.codec(EnvelopeSchema)
 
 
 def ciphertext_length(body_length: int) -> int:
@@ -126,24 +127,30 @@ class Header:
             raise LengthMismatch("header ciphertext length is not a possible stream length")
 
     def to_schema(self) -> Any:
-        return HeaderSchema(
-            {
-                "version": self.version,
-                "envelope_id": self.envelope_id,
-                "kind": kinds.by_name(self.kind).number,
-                "sender": self.sender,
-                "recipient": self.recipient,
-                "case_id": self.case_id,
-                "in_reply_to": self.in_reply_to,
-                "in_reply_to_hash": self.in_reply_to_hash,
-                "created": self.created,
-                "signatory_key_id": self.signatory_key_id,
-                "recipient_key_id": self.recipient_key_id,
-                "ciphertext_length": self.ciphertext_length,
-                "key_commitment": self.key_commitment,
-                "stream_header": self.stream_header,
-            }
-        )
+        """The header as an asn1crypto value (``to_der`` writes the same bytes)."""
+        return HeaderSchema(self._fields())
+
+    def to_der(self) -> bytes:
+        """The header's DER: what is signed and authenticated with the body."""
+        return _HEADER.dump(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "envelope_id": self.envelope_id,
+            "kind": kinds.by_name(self.kind).number,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "case_id": self.case_id,
+            "in_reply_to": self.in_reply_to,
+            "in_reply_to_hash": self.in_reply_to_hash,
+            "created": self.created,
+            "signatory_key_id": self.signatory_key_id,
+            "recipient_key_id": self.recipient_key_id,
+            "ciphertext_length": self.ciphertext_length,
+            "key_commitment": self.key_commitment,
+            "stream_header": self.stream_header,
+        }
 
     @classmethod
     def from_native(cls, native: dict[str, Any]) -> Header:
@@ -214,26 +221,24 @@ def envelope_hash(envelope: bytes) -> bytes:
 
 
 def encode(header_der: bytes, wrapped_key: bytes, ciphertext: bytes, signature: bytes) -> bytes:
-    return bytes(
-        EnvelopeSchema(
-            {
-                # Loaded, not rebuilt: asn1crypto dumps a loaded value as the bytes it
-                # was given, so the envelope holds exactly the header that was signed.
-                "header": HeaderSchema.load(header_der),
-                "wrapped_key": wrapped_key,
-                "ciphertext": ciphertext,
-                "signature": signature,
-            }
-        ).dump()
+    return _ENVELOPE.dump(
+        {
+            # Loaded, not rebuilt: asn1crypto dumps a loaded value as the bytes it was
+            # given, so the envelope holds exactly the header that was signed.
+            "header": HeaderSchema.load(header_der),
+            "wrapped_key": wrapped_key,
+            "ciphertext": ciphertext,
+            "signature": signature,
+        }
     )
 
 
-def _header_length(data: bytes) -> int:
-    """The encoded size of the header, read from the DER length octets by asn1crypto's
-    parser, so that R2 holds before anything inside the header is parsed."""
+def _header_bounds(data: bytes) -> tuple[int, int]:
+    """Where the header's DER starts and ends, read from the length octets by
+    asn1crypto's parser, so that R2 holds before anything inside the header is parsed."""
     try:
-        contents = parser.parse(data)[4]
-        return int(parser.peek(contents))
+        _class, _method, _tag, outer, contents, _trailer = parser.parse(data)
+        return len(outer), len(outer) + int(parser.peek(contents))
     except (ValueError, TypeError):
         raise NotDer("envelope: not a DER value of the schema") from None
 
@@ -244,16 +249,18 @@ def decode(data: bytes) -> Sealed:
         raise NotDer(f"envelope: expected bytes, got {type(data).__name__}")
     if len(data) > limits.MAX_ENVELOPE:  # R1
         raise TooLarge(f"envelope: {len(data)} bytes is over the limit of {limits.MAX_ENVELOPE}")
-    if _header_length(data) > limits.MAX_HEADER:  # R2
+    header_start, header_end = _header_bounds(data)
+    if header_end - header_start > limits.MAX_HEADER:  # R2
         raise HeaderTooLarge(f"envelope: header is over the limit of {limits.MAX_HEADER} bytes")
-    value = load_strict(  # R3
-        EnvelopeSchema, data, limits.MAX_ENVELOPE, NotDer, too_large_cls=TooLarge, what="envelope"
+    native = der.load_strict(  # R3
+        _ENVELOPE, data, limits.MAX_ENVELOPE, NotDer, too_large_cls=TooLarge, what="envelope"
     )
-    native = value.native
     header = Header.from_native(native["header"])  # R4-R9 but the actual length
     sealed = Sealed(
         header=header,
-        header_der=bytes(value["header"].dump()),
+        # The header is the Envelope's first element, and R3 held: these bytes are
+        # its DER, exactly as signed.
+        header_der=data[header_start:header_end],
         wrapped_key=native["wrapped_key"],
         ciphertext=native["ciphertext"],
         signature=native["signature"],
