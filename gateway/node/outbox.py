@@ -189,6 +189,8 @@ class OutboxWorker(PeerWorker):
 
         if outcomes:
             await node.ledger.transact_async(unit)
+            if any(row["kind"] == "termination_notice" for row, *_ in outcomes):
+                node.refresh_agreement()
         for _row, raw, _receipt, code in outcomes:
             node.metrics.count("gateway_relayed_total", "Envelopes relayed to the peer",
                                outcome="receipt" if raw else (code or "peer.refused"))

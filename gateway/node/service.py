@@ -101,6 +101,8 @@ class Node:
         self.outbox_wakeup = asyncio.Event()
         self.inbox_changed = asyncio.Condition()
         self._workers: list[Worker] = []
+        self.ends_at: dt.datetime | None = None
+        self.refresh_agreement()
         self._install_gauges()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -159,13 +161,17 @@ class Node:
                             "authority's", code="envelope.wrong_recipient_key")
         self._check_not_terminated(header)
 
-    def _check_not_terminated(self, header: Header) -> None:
-        """A17: after the end date no new request is accepted."""
+    def refresh_agreement(self) -> None:
+        """Re-read the A17 end date (after a termination notice went either way)."""
         row = self.reader.one("SELECT value FROM agreement WHERE key = 'ends_at'")
-        if row is None or header.kind not in case_rules.OPENING_KINDS:
+        self.ends_at = dt.datetime.fromisoformat(row["value"]) if row else None
+
+    def _check_not_terminated(self, header: Header) -> None:
+        """A17: after the end date no new request (or disclosure) is accepted."""
+        if self.ends_at is None or header.kind not in case_rules.OPENING_KINDS:
             return
-        if self.clock() >= dt.datetime.fromisoformat(row["value"]):
-            raise NodeError(f"the agreement ended at {row['value']} (A17)",
+        if self.clock() >= self.ends_at:
+            raise NodeError(f"the agreement ended at {self.ends_at.isoformat()} (A17)",
                             code="agreement.terminated")
 
     def _case_step(self, db: sqlite3.Connection, appender: Appender, header: Header,
@@ -215,13 +221,6 @@ class Node:
         if event_type is not None:
             appender.append(self._event(event_type, header, envelope_hash, now))
 
-    def _existing(self, envelope_id: bytes, envelope_hash: bytes
-                  ) -> tuple[int, dt.datetime] | None:
-        """Step 4: (ledger index, time stored) of an earlier identical envelope, or None."""
-        row = self.reader.one("SELECT hash, ledger_index, stored_at FROM envelopes WHERE id = ?",
-                              envelope_id)
-        return _same_or_conflict(row, envelope_hash)
-
     def _insert_envelope(self, db: sqlite3.Connection, header: Header, envelope_hash: bytes,
                          sealed: bytes, direction: str, now: dt.datetime, index: int) -> None:
         db.execute(
@@ -251,15 +250,12 @@ class Node:
             raise NodeError(f"this client may send only as {authority}",
                             code="agency.wrong_sender")
         self._check_route(header, incoming=False)
-        done = self._existing(header.envelope_id, envelope_hash)
-        if done is None:
-            done = await self.ledger.transact_async(
-                lambda db, appender: self._submit_unit(db, appender, header, envelope_hash,
-                                                       sealed, now))
-            self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
-                               step="submitted", kind=header.kind)
-            self.outbox_wakeup.set()
-        index, stored_at = done
+        index, stored_at = await self.ledger.transact_async(
+            lambda db, appender: self._submit_unit(db, appender, header, envelope_hash,
+                                                   sealed, now))
+        self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
+                           step="submitted", kind=header.kind)
+        self.outbox_wakeup.set()
         # Signed here, not in the unit of work: nothing slow runs while the writer holds
         # the transaction. Ed25519 is deterministic, so a resubmission gets these very
         # bytes again from the stored index and time.
@@ -306,17 +302,17 @@ class Node:
             checked = self.verifier.verify(sealed, now)
             header, envelope_hash = checked.header, checked.envelope_hash
             self._check_route(header, incoming=True)
-            done = self._existing(header.envelope_id, envelope_hash)
-            if done is None:
-                done = await self.ledger.transact_async(
-                    lambda db, appender: self._receive_unit(db, appender, header,
-                                                            envelope_hash, sealed, now))
-                self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
-                                   step="received_from_peer", kind=header.kind)
-                async with self.inbox_changed:
-                    self.inbox_changed.notify_all()
+            index, stored_at = await self.ledger.transact_async(
+                lambda db, appender: self._receive_unit(db, appender, header,
+                                                        envelope_hash, sealed, now))
+            self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
+                               step="received_from_peer", kind=header.kind)
+            if header.kind == "termination_notice":
+                self.refresh_agreement()
+            async with self.inbox_changed:
+                self.inbox_changed.notify_all()
             receipt = make_receipt("relay", self.party, header.envelope_id, envelope_hash,
-                                   done[0], done[1], self.node_key)
+                                   index, stored_at, self.node_key)
             return {"receipt": base64.b64encode(receipt).decode("ascii")}
         except CODED_ERRORS as e:
             code = getattr(e, "code", "error")
