@@ -16,7 +16,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -147,40 +147,43 @@ async def run_cycles(kz: Home, by: Home, requests: int, passphrase: bytes,
             "first_case_state": case["state"], "seconds": time.monotonic() - started}
 
 
-async def answer_all(client: AgencyClient, expected: int, say: Callable[[str], None]) -> int:
-    cursor, answered = 0, 0
-    while answered < expected:
+async def incoming(client: AgencyClient, expected: int) -> AsyncIterator[dict[str, Any]]:
+    """The next ``expected`` inbox items, long-polling for them."""
+    cursor, seen = 0, 0
+    while seen < expected:
         page = await client.inbox(after=cursor, wait=10)
         if not page["items"]:
-            raise DemoError("BY-MVD inbox stayed empty")
+            raise DemoError(f"{client.profile.authority} inbox stayed empty")
         for item in page["items"]:
-            sealed, opened = await client.open(item["envelope_id"])
-            if answered == 0:
-                # Counts and categories only: the demo prints no person data either.
-                persons = opened.body.get("persons", [])
-                categories = ", ".join(sorted({p["category"] for p in persons}))
-                say(f"BY-MVD opened a {opened.header.kind} about {len(persons)} person(s) "
-                    f"({categories}) and answers it")
-            await client.ack(item["envelope_id"])
-            await client.send(to=opened.header.sender, kind="answer", body=ANSWER_BODY,
-                              in_reply_to=sealed)
-            answered += 1
+            yield item
+            seen += 1
         cursor = page["next"]
+
+
+async def answer_all(client: AgencyClient, expected: int, say: Callable[[str], None]) -> int:
+    answered = 0
+    async for item in incoming(client, expected):
+        sealed, opened = await client.open(item["envelope_id"])
+        if answered == 0:
+            # Counts and categories only: the demo prints no person data either.
+            persons = opened.body.get("persons", [])
+            categories = ", ".join(sorted({p["category"] for p in persons}))
+            say(f"BY-MVD opened a {opened.header.kind} about {len(persons)} person(s) "
+                f"({categories}) and answers it")
+        await client.ack(item["envelope_id"])
+        await client.send(to=opened.header.sender, kind="answer", body=ANSWER_BODY,
+                          in_reply_to=sealed)
+        answered += 1
     return answered
 
 
 async def read_answers(client: AgencyClient, expected: int) -> int:
-    cursor, opened_count = 0, 0
-    while opened_count < expected:
-        page = await client.inbox(after=cursor, wait=10)
-        if not page["items"]:
-            raise DemoError("KZ-MVD inbox stayed empty")
-        for item in page["items"]:
-            await client.open(item["envelope_id"])
-            await client.ack(item["envelope_id"])
-            opened_count += 1
-        cursor = page["next"]
-    return opened_count
+    opened = 0
+    async for item in incoming(client, expected):
+        await client.open(item["envelope_id"])
+        await client.ack(item["envelope_id"])
+        opened += 1
+    return opened
 
 
 async def run_demo(root: Path, requests: int, say: Callable[[str], None]) -> dict[str, Any]:
