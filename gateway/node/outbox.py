@@ -98,7 +98,7 @@ class OutboxWorker(PeerWorker):
             due = [r["next_attempt"] for r in rows if r["case_id"] not in waiting]
             return max(0.05, min(due) - now) if due else 5.0
         try:
-            results = await self.peer().send_envelopes(self._sealed(batch))
+            results = await (await self.peer()).send_envelopes(self._sealed(batch))
         except (PeerUnavailable, PeerRefused) as e:
             await self._retry_later(batch, e.code)
             return 0.0
@@ -214,7 +214,7 @@ class OutboxWorker(PeerWorker):
         work += [("signatory_list", r, bytes(r["der"])) for r in lists]
         for kind, row, document in work:
             try:
-                raw = await self.peer().send_control(kind, document)
+                raw = await (await self.peer()).send_control(kind, document)
                 receipt = verify_receipt(raw, node.trust.peer_directory.node.node_key,
                                          type="control",
                                          subject_hash=hashlib.sha256(row["der"]).digest())

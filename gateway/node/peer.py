@@ -124,16 +124,23 @@ def make_peer_client(node: Node) -> PeerClient:
 
 
 class PeerWorker(Worker):
-    """A worker that talks to the peer through one client, opened on first use."""
+    """A worker that talks to the peer through one client, opened on first use and
+    opened again when the node's trust changes (a new peer directory may move the peer
+    to another URL, certificate or node key: A2.2)."""
 
     def __init__(self, node: Node) -> None:
         super().__init__()
         self.node = node
         self._peer: PeerClient | None = None
+        self._made_for: object = None
 
-    def peer(self) -> PeerClient:
+    async def peer(self) -> PeerClient:
+        if self._peer is not None and self._made_for is not self.node.trust:
+            await self._peer.close()
+            self._peer = None
         if self._peer is None:
             self._peer = make_peer_client(self.node)
+            self._made_for = self.node.trust
         return self._peer
 
     async def stop(self) -> None:

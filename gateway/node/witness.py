@@ -63,7 +63,7 @@ class WitnessWorker(PeerWorker):
                                "LIMIT 1")
         old_size, old_note = (last["size"], last["note"]) if last else (0, None)
         try:
-            note, proof = await self.peer().checkpoint(old_size)
+            note, proof = await (await self.peer()).checkpoint(old_size)
         except PeerUnavailable:
             return interval
         except CODED_ERRORS as e:
@@ -71,7 +71,7 @@ class WitnessWorker(PeerWorker):
                 return interval
             await raise_alarm(node, getattr(e, "code", "witness.error"))
             return interval
-        await witness_once(node, self.peer(), note, proof, old_note)
+        await witness_once(node, await self.peer(), note, proof, old_note)
         return interval
 
 
