@@ -168,7 +168,8 @@ class AgencyClient:
         return self._onward
 
     async def send(self, *, to: str, kind: str, body: dict[str, Any],
-                   in_reply_to: bytes | None = None) -> dict[str, Any]:
+                   in_reply_to: bytes | None = None,
+                   now: dt.datetime | None = None) -> dict[str, Any]:
         """Seal ``body`` for authority ``to`` and submit it; the submission receipt.
 
         Refuses (``consent.required``) to pass person data received from one authority
@@ -179,7 +180,8 @@ class AgencyClient:
         recipient = directory.authority(to, dt.datetime.now(dt.UTC))
         sealed = sdk.seal(kind=kind, sender=self.profile.authority, recipient=to, body=body,
                           signatory_key=self.signatory_key(),
-                          recipient_key=recipient.encryption_key, in_reply_to=in_reply_to)
+                          recipient_key=recipient.encryption_key, in_reply_to=in_reply_to,
+                          now=now)
         result = await self.submit(sealed)
         result["case_id"] = sdk.inspect(sealed).case_id.hex()
         return result

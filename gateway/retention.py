@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config import NodeConfig
+from gateway.errors import GatewayError
 from gateway.node import store
 from ledger.entry import Event
 from ledger.store import Appender, Ledger
@@ -46,7 +48,10 @@ def due_for_destruction(reader: store.Reader, config: NodeConfig, now: dt.dateti
 def apply_retention(db_path: Path, ledger: Ledger, config: NodeConfig, now: dt.datetime,
                     *, dry_run: bool = False) -> list[Due]:
     reader = store.Reader(db_path)
-    due = due_for_destruction(reader, config, now)
+    try:
+        due = due_for_destruction(reader, config, now)
+    finally:
+        reader.db.close()
     if dry_run or not due:
         return due
 
@@ -70,12 +75,27 @@ def apply_retention(db_path: Path, ledger: Ledger, config: NodeConfig, now: dt.d
     return due
 
 
-def reclaim_space(db_path: Path) -> None:
-    """Leave no freed page with old content in the database or its WAL."""
+class RetentionIncomplete(GatewayError):
+    code = "retention.incomplete"
+
+
+def reclaim_space(db_path: Path, attempts: int = 50) -> None:
+    """Leave no freed page with old content in the database or its WAL.
+
+    A reader holding an old snapshot keeps the WAL from being truncated; then we wait
+    and try again, and say so (``retention.incomplete``) rather than claim success.
+    """
     db = store.connect(db_path)
     try:
         db.execute("PRAGMA secure_delete = ON")
         db.execute("VACUUM")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for _ in range(attempts):
+            busy, _log, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.1)
+        raise RetentionIncomplete("a reader holds an old snapshot: the destroyed bodies are "
+                                  "still in the write-ahead log; run `gateway retention "
+                                  "apply` again when it is gone")
     finally:
         db.close()

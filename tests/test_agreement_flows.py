@@ -281,6 +281,16 @@ async def test_revoked_signatory_cannot_sign_but_old_envelopes_verify_A9_4(
             client(by, "BY-MVD") as by_mvd:
         code = await refused(kz_mvd.send(to="BY-MVD", kind="request", body=body("request")))
         assert code == "envelope.signatory_not_in_force"
+        # Backdating the envelope to before the revocation does not help: a node takes a
+        # new envelope only from a signatory authorised now, and only a fresh one.
+        before = dt.datetime.fromisoformat(old_created(kz, old["envelope_id"]))
+        code = await refused(kz_mvd.send(to="BY-MVD", kind="request", body=body("request"),
+                                         now=before))
+        assert code == "envelope.signatory_not_in_force"
+        code = await refused(kz_mvd.send(to="BY-MVD", kind="request", body=body("request"),
+                                         now=before - dt.timedelta(hours=1)))
+        assert code in ("envelope.stale", "envelope.signatory_not_in_force",
+                        "envelope.no_signatory_list")
         assert kz_mvd.signatory_key() == signatory
         _sealed, opened = await by_mvd.open(old["envelope_id"])
         assert opened.header.kind == "request"
@@ -288,6 +298,12 @@ async def test_revoked_signatory_cannot_sign_but_old_envelopes_verify_A9_4(
                          what="version 2 of the list at BY")
     assert ledger_types(kz).count("signatory_list_in_force") == 2
     assert ledger_types(kz).count("signatory_list_sent") == 2
+
+
+def old_created(home, envelope_id: str) -> str:
+    row = store.Reader(home.db_path).one("SELECT created FROM envelopes WHERE id = ?",
+                                         bytes.fromhex(envelope_id))
+    return str(row["created"])
 
 
 async def _fetch_local(home, envelope_id: str) -> bytes:
@@ -344,12 +360,14 @@ async def test_termination_ends_new_requests_after_six_months_A17(tmp_path: Path
     after = end + dt.timedelta(days=1)
     async with serving(kz, by, clock=lambda: after), client(kz, "KZ-MVD") as kz_mvd, \
             client(by, "BY-MVD") as by_mvd:
-        code = await refused(kz_mvd.send(to="BY-MVD", kind="request", body=body("request")))
+        code = await refused(kz_mvd.send(to="BY-MVD", kind="request", body=body("request"),
+                                         now=after))
         assert code == "agreement.terminated"
         x = Exchange(kz_mvd, by_mvd)
         x.seen["by"] = 2
         x.last = await _fetch_local(by, open_case["envelope_id"])
-        await by_mvd.send(to="KZ-MVD", kind="answer", body=body("answer"), in_reply_to=x.last)
+        await by_mvd.send(to="KZ-MVD", kind="answer", body=body("answer"), in_reply_to=x.last,
+                          now=after)
     assert "termination_received" in ledger_types(kz) and "termination_received" in \
         ledger_types(by)
 
@@ -413,3 +431,22 @@ async def test_spontaneous_disclosure_and_consent_from_its_recipient_A8_2_A11_3(
     assert code == "case.invalid_transition"
     for home in (kz, by):
         assert ledger_types(home).count("consent_decided") == 1
+
+
+async def test_only_a_head_may_sign_a_termination_notice_A17(tmp_path: Path) -> None:
+    """A17: termination is the Party's act; the gateway takes the notice only when the
+    head of a competent authority signed it (A9.3 roles)."""
+    kz, by = homes(tmp_path)
+    with admin_session(kz, PASSPHRASE) as session:
+        session.enroll("KZ-MLSP", kz.clients_dir / "KZ-MLSP",
+                       signatory_name_cyrillic="Сидоров Семён",
+                       signatory_name_latin="Sidorov Semen", role="authorised")
+        exported = session.export_directory()
+    with admin_session(by, PASSPHRASE) as session:
+        session.import_directory(exported)
+    async with serving(kz, by), client(kz, "KZ-MLSP") as kz_mlsp:
+        code = await refused(kz_mlsp.send(to="BY-MVD", kind="termination_notice",
+                                          body=body("termination_notice")))
+        assert code == "agreement.termination_not_head"
+    assert store.Reader(kz.db_path).one("SELECT value FROM agreement WHERE key = 'ends_at'") \
+        is None

@@ -32,6 +32,9 @@ def test_pick_batch_keeps_case_order() -> None:
     assert [r["seq"] for r in pick_batch(rows, now=50.0, limit=2, blocked_cases=set())] == [2, 4]
     assert [r["seq"] for r in pick_batch(rows, now=50.0, limit=10, blocked_cases={b"c"})] \
         == [2, 5]
+    # Never more bytes than the peer takes in one request (one big envelope goes alone).
+    assert [r["seq"] for r in pick_batch(rows, 50.0, 10, set(), max_bytes=25)] == [2, 4]
+    assert [r["seq"] for r in pick_batch(rows, 50.0, 10, set(), max_bytes=5)] == [2]
 
 
 def test_backoff_is_bounded_full_jitter() -> None:

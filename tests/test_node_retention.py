@@ -56,3 +56,26 @@ async def test_retention_destroys_bodies_and_answers_410_A11_5(tmp_path: Path,
             raise AssertionError("a destroyed envelope was served")
         except ClientError as e:
             assert e.code == "envelope.destroyed"
+
+
+def test_retention_does_not_claim_success_while_a_reader_pins_old_pages_A11_5(
+        tmp_path: Path) -> None:
+    """A11.5: while a reader holds an old snapshot the WAL cannot be emptied; reclaiming
+    says so (retention.incomplete) instead of pretending the bytes are gone."""
+    from gateway.retention import RetentionIncomplete, reclaim_space
+
+    path = tmp_path / "t.db"
+    db = store.connect(path)
+    db.execute("CREATE TABLE t (x BLOB)")
+    db.execute("INSERT INTO t VALUES (randomblob(10000))")
+    reader = store.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()  # holds a snapshot
+    db.execute("DELETE FROM t")
+    try:
+        reclaim_space(path, attempts=2)
+        raise AssertionError("reclaim_space claimed success under a pinned snapshot")
+    except RetentionIncomplete as e:
+        assert e.code == "retention.incomplete"
+    reader.execute("COMMIT")
+    reclaim_space(path, attempts=2)

@@ -32,6 +32,7 @@ from gateway.node.appkeys import LISTENERS, NODE, REQUEST_BODY
 from gateway.node.service import Node, open_node
 from gateway.node.status import status_code_for
 from gateway.node.trust import now_utc
+from gateway.node.worker import debugging
 
 log = logging.getLogger("gateway.node")
 
@@ -77,9 +78,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
-    except Exception:
-        # The type only: an exception's text could carry input we never log.
-        log.exception("internal error on %s %s", request.method, request.path)
+    except Exception as e:
+        # The type and where, not the text: an exception's text could carry input, and
+        # no personal data reaches a log line. GATEWAY_DEBUG=1 adds the traceback.
+        log.error("internal error on %s %s: %s", request.method, request.path,
+                  type(e).__name__, exc_info=debugging())
         return error_response("internal.error", "internal error; see the node log", 500)
 
 

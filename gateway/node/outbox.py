@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import CODED_ERRORS
 from gateway.node import store
 from gateway.node.agreement import record_termination
+from gateway.node.answers import AnswerError
 from gateway.node.peer import PeerRefused, PeerUnavailable, PeerWorker
 from gateway.node.trust import export_directory_file
 from gateway.receipt import verify_receipt
@@ -46,8 +47,12 @@ def backoff(attempts: int, base: float, cap: float) -> float:
 
 
 def pick_batch(rows: list[sqlite3.Row], now: float, limit: int,
-               blocked_cases: set[bytes]) -> list[sqlite3.Row]:
-    """Due rows in outbox order, skipping every case with an earlier row not yet due."""
+               blocked_cases: set[bytes], max_bytes: int = BATCH_BYTES) -> list[sqlite3.Row]:
+    """Due rows in outbox order, skipping every case with an earlier row not yet due.
+
+    A batch holds at most ``max_bytes`` of envelopes (one larger envelope goes alone):
+    the peer refuses a request body over its own envelope limit.
+    """
     picked: list[sqlite3.Row] = []
     size = 0
     for row in rows:
@@ -56,7 +61,7 @@ def pick_batch(rows: list[sqlite3.Row], now: float, limit: int,
         if row["next_attempt"] > now:
             blocked_cases.add(row["case_id"])
             continue
-        if picked and size + row["size"] > BATCH_BYTES:
+        if picked and size + row["size"] > max_bytes:
             break
         picked.append(row)
         size += row["size"]
@@ -93,13 +98,16 @@ class OutboxWorker(PeerWorker):
             return 30.0
         now = node.clock().timestamp()
         waiting = self._cases_waiting_for_setup(rows)
-        batch = pick_batch(rows, now, node.config.outbox_batch, set(waiting))
+        batch = pick_batch(rows, now, node.config.outbox_batch, set(waiting),
+                           min(BATCH_BYTES, node.config.max_envelope_bytes))
         if not batch:
             due = [r["next_attempt"] for r in rows if r["case_id"] not in waiting]
             return max(0.05, min(due) - now) if due else 5.0
         try:
             results = await (await self.peer()).send_envelopes(self._sealed(batch))
-        except (PeerUnavailable, PeerRefused) as e:
+        except (PeerUnavailable, PeerRefused, AnswerError) as e:
+            # A whole-request failure (unreachable, 5xx, a refused or unverifiable
+            # answer) says nothing final about any one envelope: retry with backoff.
             await self._retry_later(batch, e.code)
             return 0.0
         await self._record_results(batch, results)

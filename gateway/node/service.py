@@ -33,6 +33,7 @@ from nacl.signing import SigningKey
 
 from gateway.config import NodeConfig
 from gateway.envelope.check import EnvelopeVerifier
+from gateway.envelope.limits import MAX_CLOCK_SKEW
 from gateway.envelope.wire import Header
 from gateway.errors import CODED_ERRORS, GatewayError
 from gateway.home import Home
@@ -52,10 +53,12 @@ from gateway.node.worker import Worker
 from gateway.receipt import make_receipt
 from gateway.rules import cases as case_rules
 from gateway.rules.deadlines import answer_due
-from keys.directory import decode_directory
+from keys.directory import DirectoryHistory, decode_directory
+from keys.errors import KeysError
 from keys.keyid import key_id
-from keys.signatories import decode_signatory_list
+from keys.signatories import SignatoryRegistry, decode_signatory_list
 from ledger.entry import Event
+from ledger.errors import LedgerError
 from ledger.store import Appender, Ledger
 
 log = logging.getLogger("gateway.node")
@@ -160,6 +163,23 @@ class Node:
             raise NodeError("the content key is wrapped for another key than the recipient "
                             "authority's", code="envelope.wrong_recipient_key")
         self._check_not_terminated(header)
+        if header.kind == "termination_notice":
+            signatory = self.trust.signatories.authorised_key(
+                header.sender, header.signatory_key_id, header.created)
+            if signatory.role != "head":
+                raise NodeError("a termination notice (A17) must be signed by the head of "
+                                "the authority", code="agreement.termination_not_head")
+
+    def _check_in_force_now(self, header: Header, now: dt.datetime) -> None:
+        """A new envelope enters only if its signatory is authorised now, not only at
+        its created time: a revocation (A9.4) takes effect for new submissions at once,
+        whatever time the envelope claims. Envelopes accepted before stay valid."""
+        try:
+            self.trust.signatories.authorised_key(header.sender, header.signatory_key_id,
+                                                  now)
+        except KeysError as e:
+            raise NodeError(f"the signatory is not authorised now ({e.code})",
+                            code="envelope.signatory_not_in_force") from None
 
     def refresh_agreement(self) -> None:
         """Re-read the A17 end date (after a termination notice went either way)."""
@@ -221,6 +241,14 @@ class Node:
         if event_type is not None:
             appender.append(self._event(event_type, header, envelope_hash, now))
 
+    def _existing(self, envelope_id: bytes, envelope_hash: bytes
+                  ) -> tuple[int, dt.datetime] | None:
+        """Step 4, before the time-dependent checks: an envelope accepted before gets its
+        receipt again even after its list, directory or the agreement itself changed."""
+        row = self.reader.one("SELECT hash, ledger_index, stored_at FROM envelopes WHERE id = ?",
+                              envelope_id)
+        return _same_or_conflict(row, envelope_hash)
+
     def _insert_envelope(self, db: sqlite3.Connection, header: Header, envelope_hash: bytes,
                          sealed: bytes, direction: str, now: dt.datetime, index: int) -> None:
         db.execute(
@@ -249,13 +277,24 @@ class Node:
         if header.sender != authority:
             raise NodeError(f"this client may send only as {authority}",
                             code="agency.wrong_sender")
-        self._check_route(header, incoming=False)
-        index, stored_at = await self.ledger.transact_async(
-            lambda db, appender: self._submit_unit(db, appender, header, envelope_hash,
-                                                   sealed, now))
-        self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
-                           step="submitted", kind=header.kind)
-        self.outbox_wakeup.set()
+        done = self._existing(header.envelope_id, envelope_hash)
+        if done is None:
+            # Only a fresh envelope enters: its created time decides which signatory
+            # list and directory judge it (A9.4, A2.2), so a backdated one could still
+            # use a key revoked since. (The peer API takes older ones: they may have
+            # waited in our outbox; this node checked them fresh.)
+            if now - header.created > MAX_CLOCK_SKEW:
+                raise NodeError(f"created more than {MAX_CLOCK_SKEW} before the node's "
+                                "clock; seal it again", code="envelope.stale")
+            self._check_in_force_now(header, now)
+            self._check_route(header, incoming=False)
+            done = await self.ledger.transact_async(
+                lambda db, appender: self._submit_unit(db, appender, header, envelope_hash,
+                                                       sealed, now))
+            self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
+                               step="submitted", kind=header.kind)
+            self.outbox_wakeup.set()
+        index, stored_at = done
         # Signed here, not in the unit of work: nothing slow runs while the writer holds
         # the transaction. Ed25519 is deterministic, so a resubmission gets these very
         # bytes again from the stored index and time.
@@ -301,19 +340,24 @@ class Node:
         try:
             checked = self.verifier.verify(sealed, now)
             header, envelope_hash = checked.header, checked.envelope_hash
-            self._check_route(header, incoming=True)
-            index, stored_at = await self.ledger.transact_async(
-                lambda db, appender: self._receive_unit(db, appender, header,
-                                                        envelope_hash, sealed, now))
-            self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
-                               step="received_from_peer", kind=header.kind)
-            if header.kind == "termination_notice":
-                self.refresh_agreement()
-            async with self.inbox_changed:
-                self.inbox_changed.notify_all()
+            done = self._existing(header.envelope_id, envelope_hash)
+            if done is None:
+                self._check_route(header, incoming=True)
+                done = await self.ledger.transact_async(
+                    lambda db, appender: self._receive_unit(db, appender, header,
+                                                            envelope_hash, sealed, now))
+                self.metrics.count("gateway_envelopes_total", "Envelopes accepted",
+                                   step="received_from_peer", kind=header.kind)
+                if header.kind == "termination_notice":
+                    self.refresh_agreement()
+                async with self.inbox_changed:
+                    self.inbox_changed.notify_all()
+            index, stored_at = done
             receipt = make_receipt("relay", self.party, header.envelope_id, envelope_hash,
                                    index, stored_at, self.node_key)
             return {"receipt": base64.b64encode(receipt).decode("ascii")}
+        except LedgerError:
+            raise  # our storage failed: a 503 for the whole batch, and the peer retries
         except CODED_ERRORS as e:
             code = getattr(e, "code", "error")
             if code == "envelope.no_signatory_list":
@@ -374,7 +418,12 @@ class Node:
         lst = decode_signatory_list(der, root_key=peer.root_key)
         if lst.party != peer.current.party:
             raise NodeError("signatory list of another Party", code="control.wrong_party")
-        self.trust.signatories.add(lst)  # raises keys.signatory_list_conflict on a re-used version
+        # Conflicts are checked on a copy: trust in memory changes only after the commit
+        # (reload_trust), so it never runs ahead of what is durable.
+        probe = SignatoryRegistry()
+        for held in self.trust.signatories.versions(lst.authority):
+            probe.add(held)
+        probe.add(lst)  # raises keys.signatory_list_conflict
         document_hash = hashlib.sha256(der).digest()
 
         def unit(db: sqlite3.Connection, appender: Appender) -> bytes:
@@ -405,6 +454,11 @@ class Node:
         directory = decode_directory(der, pinned_root=peer.root_key, now=now)
         check_certificate_pin(directory, certificate)
         document_hash = hashlib.sha256(der).digest()
+        if directory not in peer.versions():
+            probe = DirectoryHistory(peer.root_key)
+            for version in peer.versions():
+                probe.add(version)
+            probe.add(directory)  # refuses stale versions and conflicts, as in memory
 
         def unit(db: sqlite3.Connection, appender: Appender) -> bytes:
             row = db.execute("SELECT der, receipt FROM directories WHERE party = ? AND "
@@ -414,7 +468,6 @@ class Node:
                     raise NodeError("directory version re-used with other content",
                                     code="keys.directory_conflict")
                 return bytes(row["receipt"])
-            peer.add(directory)  # refuses a version not above every one held
             appended = appender.append(Event(
                 type="directory_changed", time=now, envelope_hash=document_hash,
                 details=(("party", directory.party.lower()), ("version", directory.version))))

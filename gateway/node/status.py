@@ -14,6 +14,7 @@ _EXACT = {
     "case.not_found": 404,
     "envelope.destroyed": 410,
     "agency.wrong_sender": 403,
+    "agreement.termination_not_head": 403,
     "agency.not_yours": 403,
     "peer.bad_answer_signature": 502,
     "peer.unavailable": 503,
@@ -21,6 +22,7 @@ _EXACT = {
     "internal.error": 500,
 }
 _BY_PREFIX = {
+    "ledger": 503,  # on the node's HTTP paths a ledger error is a storage failure
     "case": 409,
     "setup": 409,
     "agreement": 409,

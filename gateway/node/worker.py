@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 log = logging.getLogger("gateway.node")
+
+
+def debugging() -> bool:
+    """GATEWAY_DEBUG=1: tracebacks in the log (a developer's machine, never production)."""
+    return os.environ.get("GATEWAY_DEBUG") == "1"
 
 
 class Worker:
@@ -40,9 +46,11 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 delay = await self.step()
-            except Exception:
-                # Type only: an exception's text could carry input we never log.
-                log.exception("%s: step failed; retrying", self.name)
+            except Exception as e:
+                # The type only: an exception's text could carry input, and no personal
+                # data reaches a log line. GATEWAY_DEBUG=1 adds the traceback.
+                log.error("%s: step failed (%s); retrying", self.name, type(e).__name__,
+                          exc_info=debugging())
                 delay = 1.0
             if self._stopping.is_set():
                 break
