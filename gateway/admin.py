@@ -282,6 +282,13 @@ class AdminSession:
                    "signatory_key_id": key_id(signing.verify_key).hex(),
                    "encryption_key_id": key_id(encryption.public_key).hex()}
         (out / "profile.json").write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
+        # The roots the client checks every directory and signatory list against; the
+        # peer's is pinned on first use if it was not imported yet.
+        trust = self.trust
+        pins = {d.current.party: bytes(d.root_key).hex()
+                for d in (trust.own, trust.peer) if d is not None}
+        (out / "pins.json").write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n",
+                                       encoding="utf-8")
         self.record("agency_enrolled", authority=authority.lower(),
                     signatory=key_id(signing.verify_key).hex())
         return profile

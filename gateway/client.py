@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 from nacl.public import PrivateKey
-from nacl.signing import SigningKey
+from nacl.signing import SigningKey, VerifyKey
 
 from gateway import sdk, tls
 from gateway.errors import GatewayError
@@ -146,9 +146,40 @@ class AgencyClient:
         return result
 
     async def directory(self, party: str) -> PartyDirectory:
+        """A Party's current directory, verified under the root key pinned in the
+        profile: the node serves it, but must not be able to swap a recipient's key or
+        a signatory list's root (a node never sees content, DESIGN.md)."""
         data = await self._request("GET", f"/v1/directory/{party}", expect_json=False)
         der, _certificate = read_directory_file(data)
-        return decode_directory(der, pinned_root=None, now=None)
+        pins = self._pins()
+        pinned = pins.get(party)
+        directory = decode_directory(der, pinned_root=VerifyKey(bytes.fromhex(pinned))
+                                     if pinned else None, now=dt.datetime.now(dt.UTC))
+        if directory.party != party:
+            raise ClientError(f"the node served a {directory.party} directory for {party}",
+                              code="directory.wrong_party")
+        if pinned is None:
+            # First use of the peer Party's directory: pin its root from now on (the
+            # operator compared its fingerprint out of band when importing it).
+            pins[party] = bytes(directory.root_key).hex()
+            self._save_pins(pins)
+        return directory
+
+    def _pins(self) -> dict[str, str]:
+        path = self.profile.root / "pins.json"
+        try:
+            pins = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            raise ClientError("pins.json is damaged", code="client.bad_profile") from None
+        return {str(k): str(v) for k, v in pins.items()}
+
+    def _save_pins(self, pins: dict[str, str]) -> None:
+        path = self.profile.root / "pins.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(path)
 
     async def registry(self, authority: str) -> SignatoryRegistry:
         """Every list version of ``authority``, each checked against its Party's root."""
@@ -190,6 +221,9 @@ class AgencyClient:
         """Fetch, check the sender against its signatory lists, decrypt: (sealed, Opened)."""
         sealed = await self.fetch(envelope_id)
         header = sdk.inspect(sealed)
+        if header.envelope_id.hex() != envelope_id.lower():
+            raise ClientError("the node served another envelope than the one asked for",
+                              code="client.wrong_envelope")
         registry = await self.registry(header.sender)
         opened = sdk.open(sealed, recipient_key=self.decryption_key(), signatory_key=registry)
         self.onward().record_received(kind=header.kind, sender=header.sender,

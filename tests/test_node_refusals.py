@@ -153,3 +153,21 @@ async def test_peer_rechecks_everything_and_records_refusal_A9_3(tmp_path: Path)
     finally:
         ledger.close()
     assert types.count("rejected") == 2
+
+
+async def test_client_pins_party_roots_so_a_node_cannot_swap_keys(tmp_path: Path) -> None:
+    """End to end means the node cannot choose the recipient's key: the client checks
+    every directory it is served against the Party root pinned in its profile."""
+    import json
+
+    kz, by = homes(tmp_path)
+    profile = kz.clients_dir / "KZ-MVD"
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd:
+        await kz_mvd.directory("BY")  # pins BY's root on first use
+        pins = json.loads((profile / "pins.json").read_text())
+        assert set(pins) == {"KZ", "BY"}
+        pins["BY"] = bytes(SigningKey.generate().verify_key).hex()  # as if another root
+        (profile / "pins.json").write_text(json.dumps(pins))
+        with pytest.raises(Exception) as info:
+            await kz_mvd.directory("BY")
+        assert getattr(info.value, "code", "") == "keys.root_mismatch"
