@@ -250,9 +250,16 @@ class AdminSession:
 
     def enroll(self, authority: str, out: Path, *, signatory_name_cyrillic: str,
                signatory_name_latin: str, role: str = "authorised",
-               name_ru: str | None = None, name_lat: str | None = None) -> dict[str, str]:
+               name_ru: str | None = None, name_lat: str | None = None,
+               profile_passphrase: bytes | None = None) -> dict[str, str]:
         """Write an agency profile: client TLS certificate, the node's certificate, the
-        authority's encryption key pair and a signatory key registered on its list."""
+        authority's encryption key pair and a signatory key registered on its list.
+
+        The profile's private keys are encrypted with ``profile_passphrase`` (the node's
+        own when None, as the single-machine demo does). The node keeps none of them:
+        only their public halves go into the directory and the signatory list.
+        """
+        secret = profile_passphrase or self.passphrase
         if authority[:2] != self.config.party:
             raise AdminError(f"{authority} is not a {self.config.party} authority",
                              code="admin.wrong_party")
@@ -263,12 +270,12 @@ class AdminSession:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
         limits = _kdf_limits_of(self.home.key("node"))
         encryption = PrivateKey.generate()
-        keyfile.save_private_key(out / "encryption.key", encryption, self.passphrase, **limits)
+        keyfile.save_private_key(out / "encryption.key", encryption, secret, **limits)
         signing = SigningKey.generate()
-        keyfile.save_private_key(out / "signatory.key", signing, self.passphrase, **limits)
+        keyfile.save_private_key(out / "signatory.key", signing, secret, **limits)
         ca = tls.Issued(self.home.agency_ca_certificate.read_bytes(),
                         self.home.agency_ca_key.read_bytes())
-        client = tls.issue_agency_certificate(ca, self.passphrase, authority, self.passphrase)
+        client = tls.issue_agency_certificate(ca, self.passphrase, authority, secret)
         (out / "tls.pem").write_bytes(client.certificate_pem)
         tls.write_private(out / "tls.key", client.key_pem)
         (out / "node.pem").write_bytes(self.home.tls_certificate.read_bytes())

@@ -273,18 +273,19 @@ def load_encryption_key(path: Path, passphrase: bytes) -> PrivateKey:
     return key
 
 
-def passphrase(*, confirm: bool = False, interactive: bool | None = None) -> bytes:
-    """The passphrase from ``GATEWAY_PASSPHRASE``, or a prompt on a terminal."""
-    from_env = os.environ.get(PASSPHRASE_ENV)
+def passphrase(*, confirm: bool = False, interactive: bool | None = None,
+               env: str = PASSPHRASE_ENV, prompt: str = "Key passphrase: ") -> bytes:
+    """The passphrase from ``env`` (``GATEWAY_PASSPHRASE``), or a prompt on a terminal."""
+    from_env = os.environ.get(env)
     if from_env is not None:
         if not from_env:
-            raise NoPassphrase(f"{PASSPHRASE_ENV} is set but empty")
+            raise NoPassphrase(f"{env} is set but empty")
         return from_env.encode("utf-8")
     if interactive is None:
         interactive = os.isatty(0)
     if not interactive:
-        raise NoPassphrase(f"no passphrase: set {PASSPHRASE_ENV} or run on a terminal")
-    first = getpass.getpass("Key passphrase: ")
+        raise NoPassphrase(f"no passphrase: set {env} or run on a terminal")
+    first = getpass.getpass(prompt)
     if confirm and getpass.getpass("Again: ") != first:
         raise NoPassphrase("the two passphrases differ")
     if not first:

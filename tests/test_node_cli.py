@@ -122,3 +122,21 @@ async def test_admin_commands_refuse_while_node_runs(tmp_path: Path, run) -> Non
             assert run(command, "--home", str(kz.root)).exit_code == 0
             assert isinstance(json.loads(run(command, "--home", str(kz.root), "--json").output),
                               list)
+
+
+def test_enroll_gives_the_profile_its_own_passphrase(tmp_path: Path, run, monkeypatch) -> None:
+    """An agency gets a profile without learning the node's passphrase."""
+    kz, _by = homes(tmp_path)
+    out = tmp_path / "profile"
+    result = run("agency", "enroll", "--home", str(kz.root), "--authority", "KZ-MLSP",
+                 "--out", str(out))
+    assert result.exit_code == 1 and error_code(result) == "keys.no_passphrase"
+    monkeypatch.setenv("GATEWAY_PROFILE_PASSPHRASE", "agency secret")
+    result = run("agency", "enroll", "--home", str(kz.root), "--authority", "KZ-MLSP",
+                 "--out", str(out), "--role", "head")
+    assert result.exit_code == 0, result.output
+    keyfile.load_signing_key(out / "signatory.key", b"agency secret")
+    with pytest.raises(Exception) as info:
+        keyfile.load_signing_key(out / "signatory.key", PASSPHRASE)
+    assert getattr(info.value, "code", "") == "keys.wrong_passphrase"
+    assert json.loads((out / "pins.json").read_text()).keys() == {"KZ", "BY"}

@@ -15,6 +15,7 @@ from gateway.admin import (
     verify_key_of,
 )
 from gateway.cli.common import echo_table, home_of, home_option, passphrase
+from keys import keyfile
 from keys.directory import root_fingerprint
 from keys.signatories import Signatory
 
@@ -161,11 +162,19 @@ def agency() -> None:
 def agency_enroll(home: Path, authority: str, out: Path, signatory_name_cyrillic: str,
                   signatory_name_latin: str, role: str, name_ru: str | None,
                   name_lat: str | None) -> None:
-    """Write a client profile: TLS certificate, encryption key, registered signatory key."""
-    with admin_session(home_of(home), passphrase()) as session:
+    """Write a client profile: TLS certificate, encryption key, registered signatory key.
+
+    The profile's keys get their own passphrase (GATEWAY_PROFILE_PASSPHRASE, or a
+    prompt), so the agency never learns the node's.
+    """
+    node_secret = passphrase()
+    profile_secret = keyfile.passphrase(confirm=True, env="GATEWAY_PROFILE_PASSPHRASE",
+                                        prompt="Passphrase for the agency profile: ")
+    with admin_session(home_of(home), node_secret) as session:
         profile = session.enroll(authority, out, signatory_name_cyrillic=signatory_name_cyrillic,
                                  signatory_name_latin=signatory_name_latin, role=role,
-                                 name_ru=name_ru, name_lat=name_lat)
+                                 name_ru=name_ru, name_lat=name_lat,
+                                 profile_passphrase=profile_secret)
     click.echo(f"wrote profile for {profile['authority']} to {out}")
     click.echo(f"node: {profile['node_url']}; signatory key id {profile['signatory_key_id']}")
 
