@@ -27,7 +27,7 @@ class Metrics:
         lines: list[str] = []
         by_name: dict[str, list[str]] = {}
         for (name, labels), value in sorted(self._counters.items()):
-            text = ",".join(f'{k}="{v}"' for k, v in labels)
+            text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
             by_name.setdefault(name, []).append(f"{name}{{{text}}} {value}" if text
                                                 else f"{name} {value}")
         for name, samples in by_name.items():
@@ -36,3 +36,8 @@ class Metrics:
             lines += [f"# HELP {name} {self._help[name]}", f"# TYPE {name} gauge",
                       f"{name} {read():g}"]
         return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    """Label values as the text format wants them; some come from the peer's answers."""
+    return value[:64].replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -21,6 +21,7 @@ from gateway.errors import GatewayError
 from gateway.node.answers import HEADER, verify_answer
 from gateway.node.batch import encode_batch
 from gateway.node.worker import Worker
+from ledger.entry import TOKEN_RE
 
 if TYPE_CHECKING:
     from gateway.node.service import Node
@@ -44,6 +45,14 @@ class PeerRefused(GatewayError):
 class ItemResult:
     receipt: bytes | None
     code: str | None = None
+
+
+def _code(value: object) -> str:
+    """A refusal code as the ledger can hold it; anything else the peer sent becomes
+    ``peer.bad_code`` (it would otherwise be free text in our ledger and metrics)."""
+    if isinstance(value, str) and TOKEN_RE.fullmatch(value):
+        return value
+    return "peer.bad_code"
 
 
 class PeerClient:
@@ -75,8 +84,7 @@ class PeerClient:
         if status >= 500:
             raise PeerUnavailable(f"peer answered {status}: {document.get('code')}")
         if status >= 400:
-            raise PeerRefused(str(document.get("message", "")),
-                              code=str(document.get("code", "peer.refused")))
+            raise PeerRefused("the peer refused the request", code=_code(document.get("code")))
         return document
 
     async def send_envelopes(self, envelopes: list[bytes]) -> list[ItemResult]:
@@ -89,7 +97,7 @@ class PeerClient:
             if "receipt" in item:
                 out.append(ItemResult(base64.b64decode(item["receipt"], validate=True)))
             else:
-                out.append(ItemResult(None, str(item.get("code", "peer.refused"))))
+                out.append(ItemResult(None, _code(item.get("code"))))
         return out
 
     async def send_control(self, kind: str, document: bytes) -> bytes:
