@@ -79,16 +79,23 @@ class RetentionIncomplete(GatewayError):
     code = "retention.incomplete"
 
 
-def reclaim_space(db_path: Path, attempts: int = 50) -> None:
+def reclaim_space(db_path: Path, attempts: int = 50, busy_ms: int = 5000) -> None:
     """Leave no freed page with old content in the database or its WAL.
 
-    A reader holding an old snapshot keeps the WAL from being truncated; then we wait
-    and try again, and say so (``retention.incomplete``) rather than claim success.
+    A reader holding an old snapshot blocks VACUUM and keeps the WAL from being
+    truncated; then we wait (``busy_ms``, then ``attempts`` tries 0.1 s apart) and say
+    so (``retention.incomplete``) rather than claim success.
     """
     db = store.connect(db_path)
     try:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
         db.execute("PRAGMA secure_delete = ON")
-        db.execute("VACUUM")
+        try:
+            db.execute("VACUUM")
+        except sqlite3.OperationalError:
+            raise RetentionIncomplete("the database is busy (a reader holds an old "
+                                      "snapshot): run `gateway retention apply` again "
+                                      "when it is gone") from None
         for _ in range(attempts):
             busy, _log, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if not busy:

@@ -73,9 +73,9 @@ def test_retention_does_not_claim_success_while_a_reader_pins_old_pages_A11_5(
     reader.execute("SELECT count(*) FROM t").fetchone()  # holds a snapshot
     db.execute("DELETE FROM t")
     try:
-        reclaim_space(path, attempts=2)
+        reclaim_space(path, attempts=2, busy_ms=100)
         raise AssertionError("reclaim_space claimed success under a pinned snapshot")
     except RetentionIncomplete as e:
         assert e.code == "retention.incomplete"
     reader.execute("COMMIT")
-    reclaim_space(path, attempts=2)
+    reclaim_space(path, attempts=2, busy_ms=100)
