@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -97,7 +98,20 @@ async def listener_guard(request: web.Request, handler: Handler) -> web.StreamRe
     if request.path not in ("/healthz", "/metrics") and on_peer != wants_peer:
         return error_response("request.wrong_listener",
                               "this route is not served on this listener", 404)
+    if on_peer and not _presents_pinned_peer(request):
+        # The handshake trusts every certificate the peer ever pinned (contexts only
+        # grow); this is where a certificate replaced by a newer directory stops working.
+        return error_response("peer.wrong_certificate",
+                              "not the certificate the peer's current directory pins", 403)
     return await handler(request)
+
+
+def _presents_pinned_peer(request: web.Request) -> bool:
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    node = request.app[NODE]
+    return der is not None and node.trust.peer is not None and \
+        hashlib.sha256(der).digest() == node.trust.peer_directory.node.tls_cert_sha256
 
 
 def agency_authority(request: web.Request) -> str:

@@ -74,6 +74,7 @@ async def serve(home: Home, passphrase: bytes, *,
                     home.tls_certificate, home.tls_key, passphrase,
                     trust_pem=node.trust.peer_tls_pem)
                 await web.SockSite(runner, peer_sock, ssl_context=peer_context).start()
+                node.peer_tls_context = peer_context
                 app[LISTENERS]["peer"] = peer_sock.getsockname()[1]
                 addresses["peer_listen"] = _address(peer_sock)
             else:

@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import logging
 import sqlite3
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -105,14 +106,23 @@ class Node:
         self.inbox_changed = asyncio.Condition()
         self._workers: list[Worker] = []
         self.ends_at: dt.datetime | None = None
+        # The peer listener's TLS context, set by the server once it listens.
+        self.peer_tls_context: ssl.SSLContext | None = None
         self.refresh_agreement()
         self._install_gauges()
 
     # --- lifecycle --------------------------------------------------------------------
 
     def reload_trust(self) -> None:
+        """Rebuild trust from the tables (after a commit that changed it). A peer TLS
+        certificate pinned by a new directory is added to the peer listener's context
+        at once (the request guard then refuses the replaced one: app.py)."""
+        old_pem = self.trust.peer_tls_pem
         self.trust = load_trust(self.reader.db, self.party)
         self.verifier = EnvelopeVerifier(self.trust.signatories)
+        new_pem = self.trust.peer_tls_pem
+        if self.peer_tls_context is not None and new_pem is not None and new_pem != old_pem:
+            self.peer_tls_context.load_verify_locations(cadata=new_pem.decode("ascii"))
 
     async def start_workers(self) -> None:
         from gateway.node.agreement import AgreementWorker
