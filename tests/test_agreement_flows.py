@@ -450,3 +450,44 @@ async def test_only_a_head_may_sign_a_termination_notice_A17(tmp_path: Path) -> 
         assert code == "agreement.termination_not_head"
     assert store.Reader(kz.db_path).one("SELECT value FROM agreement WHERE key = 'ends_at'") \
         is None
+
+
+async def test_crossing_withdrawal_and_answer_leave_one_case_state_A10_3(tmp_path: Path) -> None:
+    """A withdrawal and an answer sent while the nodes could not talk cross; each peer
+    refuses the other's, and each sender undoes its own step, so both sides end in the
+    same state (whichever arrived first wins), with the refusal in both ledgers."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd, \
+            client(by, "BY-MVD") as by_mvd:
+        x = Exchange(kz_mvd, by_mvd)
+        sent = await x.request()
+        request = x.last
+    async with serving(kz, exchanged=False), client(kz, "KZ-MVD") as kz_mvd:
+        await kz_mvd.send(to="BY-MVD", kind="withdrawal", body=body("withdrawal"),
+                          in_reply_to=request)
+    async with serving(by, exchanged=False), client(by, "BY-MVD") as by_mvd:
+        await by_mvd.send(to="KZ-MVD", kind="answer", body=body("answer"),
+                          in_reply_to=request)
+
+    def settled() -> bool:
+        rows = [store.Reader(h.db_path).one(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND rejected IS NULL")[0]
+            for h in (kz, by)]
+        return rows == [0, 0]
+
+    async with serving(kz, by):
+        await eventually(settled, what="both outboxes settled")
+    states = {h.config().party: store.Reader(h.db_path).one(
+        "SELECT state FROM cases WHERE case_id = ?", bytes.fromhex(sent["case_id"]))["state"]
+        for h in (kz, by)}
+    assert states["KZ"] == states["BY"] in ("answered", "withdrawn"), states
+    assert "rejected" in ledger_types(kz) + ledger_types(by)
+    undone = []
+    for home in (kz, by):
+        ledger = Ledger.open(home.db_path, origin=home.origin(), log_key=None)
+        try:
+            undone += [e for e in ledger.entries(0, ledger.size)
+                       if ("reason", "peer_refused") in e.event.details]
+        finally:
+            ledger.close()
+    assert len(undone) == 1

@@ -16,6 +16,7 @@ is final: it is recorded (``rejected`` event with the peer's code), never retrie
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import random
@@ -90,7 +91,8 @@ class OutboxWorker(PeerWorker):
                            node.config.retry_cap)
         self._control_failures = 0
         rows = node.reader.all(
-            "SELECT o.seq, o.envelope_id, o.case_id, o.attempts, o.next_attempt, e.kind, "
+            "SELECT o.seq, o.envelope_id, o.case_id, o.attempts, o.next_attempt, o.case_from, "
+            "o.case_to, e.kind, "
             "e.from_authority, e.size, e.hash FROM outbox o JOIN envelopes e "
             "ON e.id = o.envelope_id WHERE o.sent_at IS NULL AND o.rejected IS NULL "
             "ORDER BY o.seq LIMIT ?", node.config.outbox_batch * 4)
@@ -194,6 +196,7 @@ class OutboxWorker(PeerWorker):
                 else:
                     db.execute("UPDATE outbox SET rejected = ? WHERE seq = ?",
                                (code or "peer.refused", row["seq"]))
+                    undo_case_step(db, appender, row, now)
 
         if outcomes:
             await node.ledger.transact_async(unit)
@@ -231,6 +234,25 @@ class OutboxWorker(PeerWorker):
                 return True
             await record_control_delivered(node, kind, row, raw, receipt.ledger_index)
         return False
+
+
+def undo_case_step(db: sqlite3.Connection, appender: Appender, row: sqlite3.Row,
+                   now: dt.datetime) -> None:
+    """The peer refused for good an envelope that moved our copy of its case: move it
+    back, so both sides keep one state (e.g. our withdrawal crossed their answer and
+    each refused the other's). A case opened by a refused request stays as it is: it
+    never reached the peer, and its A10.3 deadline never started."""
+    before, after = row["case_from"], row["case_to"]
+    if not after or before in (None, "none"):
+        return
+    moved = db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE case_id = ? AND "
+                       "state = ?", (before, store.iso(now), bytes(row["case_id"]), after))
+    if moved.rowcount:
+        appender.append(Event(
+            type="case_state_changed", time=now, envelope_id=bytes(row["envelope_id"]),
+            case_id=bytes(row["case_id"]), from_authority=row["from_authority"],
+            details=(("from", after), ("kind", row["kind"]), ("reason", "peer_refused"),
+                     ("to", before))))
 
 
 async def record_control_delivered(node: Node, kind: str, row: sqlite3.Row, raw: bytes,

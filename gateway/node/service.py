@@ -205,10 +205,11 @@ class Node:
                             code="agreement.terminated")
 
     def _case_step(self, db: sqlite3.Connection, appender: Appender, header: Header,
-                   now: dt.datetime, *, received_here: bool) -> None:
-        """Step 3: open or advance the case, inside the unit of work."""
+                   now: dt.datetime, *, received_here: bool) -> tuple[str, str] | None:
+        """Step 3: open or advance the case, inside the unit of work; the (from, to)
+        states when the state changed."""
         if header.kind in case_rules.CASELESS_KINDS:
-            return
+            return None
         row = db.execute("SELECT * FROM cases WHERE case_id = ?", (header.case_id,)).fetchone()
         if header.kind in case_rules.OPENING_KINDS:
             if row is not None:
@@ -235,7 +236,7 @@ class Node:
                                               header.recipient)
             old_state = case.state
             if new_state == old_state:
-                return
+                return None
             db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE case_id = ?",
                        (new_state, store.iso(now), header.case_id))
         appender.append(Event(
@@ -243,6 +244,7 @@ class Node:
             case_id=header.case_id, from_authority=header.sender,
             to_authority=header.recipient,
             details=(("from", old_state), ("kind", header.kind), ("to", new_state))))
+        return old_state, new_state
 
     def _kind_events(self, appender: Appender, header: Header, envelope_hash: bytes,
                      now: dt.datetime) -> None:
@@ -325,13 +327,14 @@ class Node:
         earlier = _same_or_conflict(row, envelope_hash)  # a concurrent resubmission won
         if earlier is not None:
             return earlier
-        self._case_step(db, appender, header, now, received_here=False)
+        moved = self._case_step(db, appender, header, now, received_here=False)
         appended = appender.append(self._event("submitted", header, envelope_hash, now))
         self._kind_events(appender, header, envelope_hash, now)
         self._insert_envelope(db, header, envelope_hash, sealed, "outgoing", now,
                               appended.index)
-        db.execute("INSERT INTO outbox (envelope_id, case_id) VALUES (?, ?)",
-                   (header.envelope_id, header.case_id))
+        db.execute("INSERT INTO outbox (envelope_id, case_id, case_from, case_to) "
+                   "VALUES (?, ?, ?, ?)", (header.envelope_id, header.case_id,
+                                           *(moved or (None, None))))
         return appended.index, now
 
 

@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error   TEXT,                      -- an error code, never free text
     sent_at      TEXT,
     peer_receipt BLOB,
-    rejected     TEXT                       -- the peer's code when it refused for good
+    rejected     TEXT,                      -- the peer's code when it refused for good
+    case_from    TEXT,                      -- the case state change this envelope made
+    case_to      TEXT                       -- here, undone if the peer refuses it
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, rejected, seq);
 
