@@ -16,6 +16,7 @@ is final: it is recorded (``rejected`` event with the peer's code), never retrie
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -90,12 +91,12 @@ class OutboxWorker(PeerWorker):
             return backoff(self._control_failures, node.config.retry_base,
                            node.config.retry_cap)
         self._control_failures = 0
-        rows = node.reader.all(
-            "SELECT o.seq, o.envelope_id, o.case_id, o.attempts, o.next_attempt, o.case_from, "
-            "o.case_to, e.kind, "
-            "e.from_authority, e.size, e.hash FROM outbox o JOIN envelopes e "
-            "ON e.id = o.envelope_id WHERE o.sent_at IS NULL AND o.rejected IS NULL "
-            "ORDER BY o.seq LIMIT ?", node.config.outbox_batch * 4)
+        rows = self._listing()
+        if 0 < len(rows) < node.config.outbox_batch // 4 and node.config.outbox_linger > 0:
+            # A few envelopes only: let concurrent submissions join them, so that one
+            # peer request and one signed answer carry several (N11).
+            await asyncio.sleep(node.config.outbox_linger)
+            rows = self._listing()
         if not rows:
             return 30.0
         now = node.clock().timestamp()
@@ -114,6 +115,15 @@ class OutboxWorker(PeerWorker):
             return 0.0
         await self._record_results(batch, results)
         return 0.0
+
+    def _listing(self) -> list[sqlite3.Row]:
+        """What waits, oldest first, without the sealed bytes (``_sealed`` fetches those
+        for the batch only)."""
+        return self.node.reader.all(
+            "SELECT o.seq, o.envelope_id, o.case_id, o.attempts, o.next_attempt, o.case_from, "
+            "o.case_to, e.kind, e.from_authority, e.size, e.hash FROM outbox o JOIN envelopes "
+            "e ON e.id = o.envelope_id WHERE o.sent_at IS NULL AND o.rejected IS NULL "
+            "ORDER BY o.seq LIMIT ?", self.node.config.outbox_batch * 4)
 
     def _sealed(self, batch: list[sqlite3.Row]) -> list[bytes]:
         """The sealed bytes of the picked envelopes only (the listing left them out)."""
