@@ -84,12 +84,21 @@ class AdminSession:
     def _in_force_at(self, instant: dt.datetime) -> None:
         self.in_force_at = max(instant, self.in_force_at or instant)
 
+    # Trust as the tables hold it, loaded once and again only after a write: loading
+    # decodes and verifies every directory and list version.
+    _trust: Trust | None = None
+
     @property
     def trust(self) -> Trust:
-        return load_trust(self.reader.db, self.config.party)
+        if self._trust is None:
+            self._trust = load_trust(self.reader.db, self.config.party)
+        return self._trust
 
     def transact(self, fn: Any) -> Any:
-        return self.ledger.transact(fn)
+        try:
+            return self.ledger.transact(fn)
+        finally:
+            self._trust = None
 
     def record(self, action: str, **details: str | int) -> None:
         self.ledger.append(Event(type="operator_action", time=dt.datetime.now(dt.UTC),

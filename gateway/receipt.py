@@ -112,17 +112,6 @@ class Receipt:
         signature = node_key.sign(_CONTEXT + _RECEIPT.dump(native)).signature
         return _SIGNED.dump({"receipt": native, "signature": signature})
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "type": self.type,
-            "party": self.party,
-            "envelope_id": self.subject_id.hex(),
-            "envelope_hash": self.subject_hash.hex(),
-            "ledger_index": self.ledger_index,
-            "time": self.time.isoformat(),
-            "node_key_id": self.node_key_id.hex(),
-        }
-
 
 def make_receipt(type: ReceiptType, party: str, subject_id: bytes, subject_hash: bytes,
                  ledger_index: int, time: dt.datetime, node_key: SigningKey) -> bytes:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -105,10 +102,3 @@ async def eventually(check: Callable[[], object], timeout: float = 20.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-def gateway_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """The installed ``gateway`` command as a real subprocess."""
-    full_env = {**os.environ, "GATEWAY_PASSPHRASE": PASSPHRASE.decode(), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)

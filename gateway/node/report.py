@@ -24,8 +24,7 @@ from gateway.rules.deadlines import days_left, setup_due
 
 
 def _reader(home: Home) -> store.Reader:
-    home.check()
-    store.create_schema(home.db_path)
+    home.check()  # `gateway init` made the tables; a view never writes
     return store.Reader(home.db_path)
 
 
