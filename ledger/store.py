@@ -14,20 +14,26 @@ order of creation (``tree.creation_index``); leaf hashes sit with their entries.
 inclusion proof or a consistency proof is then O(log n) stored hashes
 (``ledger.proof`` names them), fetched with one query per table.
 
-Group commit. One writer thread owns the write connection. Callers queue units of work
-(events to append, or a function to run); the writer takes everything queued, runs it
-in one transaction with ``synchronous=FULL``, commits (one fsync for all of them) and
-only then wakes every caller. The writer alone assigns indices, so the order is total
-and gap-free. The entries, their tree nodes and the caller's own rows commit together,
-so a crash at any instant leaves either all of a transaction or none of it, and the
-in-memory right edge of the tree is rebuilt from disk at ``open``.
+Group commit. Callers queue units of work (events to append, or a function to run);
+each event loop has a batcher that takes everything queued, runs it in one transaction
+with ``synchronous=FULL``, commits (one fsync for all of them) and only then wakes every
+caller. Units run on the loop's own thread, so their Python never contends with the
+loop's for the GIL; only the COMMIT, which waits for the disk with the GIL released, runs
+on the ledger's committer thread, and the units queued while it runs make the next batch.
+Threads without a loop (``transact``, ``append``) queue on the ledger's own loop thread,
+so they share commits the same way. One write lock, held from BEGIN to the end of
+COMMIT, keeps batches of different loops apart. Indices are assigned in the one open
+transaction, so the order is total and gap-free. The entries, their tree nodes and the
+caller's own rows commit together, so a crash at any instant leaves either all of a
+transaction or none of it, and the in-memory right edge of the tree is rebuilt from disk
+at ``open``.
 
-``transact(fn)`` runs ``fn(connection, appender)`` inside the writer's transaction, in a
+``transact(fn)`` runs ``fn(connection, appender)`` inside a batch's transaction, in a
 SAVEPOINT of its own: if it raises, only its own rows and entries are undone, the
-exception goes back to its caller and the rest of the batch commits. ``fn`` runs on the
-writer thread while every other caller waits, so it MUST be quick and MUST NOT block
-(no network, no sleeping, no waiting on another unit of work) and MUST NOT commit,
-roll back or call back into this ledger's write methods.
+exception goes back to its caller and the rest of the batch commits. ``fn`` runs while
+every other caller waits (on the event loop's thread, for ``transact_async``), so it MUST
+be quick and MUST NOT block (no network, no sleeping, no waiting on another unit of work)
+and MUST NOT commit, roll back or call back into this ledger's write methods.
 
 Reads (``root``, proofs, entries, checkpoints) use one read-only connection per thread
 (WAL readers never block the writer), so they are safe from any thread.
@@ -36,11 +42,10 @@ Reads (``root``, proofs, entries, checkpoints) use one read-only connection per 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +92,6 @@ T = TypeVar("T")
 
 STORE_FORMAT = "kzby-ledger/1"
 BUSY_TIMEOUT_MS = 10_000
-LINGER_SECONDS = 0.001  # the most a batch waits for callers to come back (see _take)
 
 
 @dataclass(frozen=True)
@@ -200,55 +204,116 @@ _Work = Callable[[sqlite3.Connection, Appender], Any]
 
 
 class _Unit:
-    """One caller's work, and how to wake that caller: a latch for a thread, a future
-    for an asyncio task (woken in one loop callback per batch, not one per unit)."""
+    """One caller's work, its outcome once run, and the future its caller awaits."""
 
-    __slots__ = ("error", "events", "fn", "future", "latch", "loop", "result")
+    __slots__ = ("error", "events", "fn", "future", "result")
 
     def __init__(self, events: Sequence[bytes] | None, fn: _Work | None,
-                 loop: asyncio.AbstractEventLoop | None) -> None:
+                 future: asyncio.Future[Any]) -> None:
         self.events = events
         self.fn = fn
+        self.future = future
         self.result: Any = None
         self.error: BaseException | None = None
+
+    def settle(self, failure: BaseException | None) -> None:
+        if self.future.done():
+            return  # the caller was cancelled; the work is done all the same
+        error = failure or self.error
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(self.result)
+
+
+class _Batcher:
+    """Group commit for the units queued from one event loop.
+
+    A unit queued while nothing is being written starts a batch at the loop's next turn
+    (so the tasks woken in this turn queue theirs first); units queued while a batch is
+    being written or committed make the next batch.
+    """
+
+    def __init__(self, ledger: Ledger, loop: asyncio.AbstractEventLoop) -> None:
+        self.ledger = ledger
         self.loop = loop
-        if loop is None:
-            self.latch = threading.Lock()
-            self.latch.acquire()
+        self.queued: list[_Unit] = []
+        self.busy = False
+        self.idle: list[asyncio.Future[None]] = []
+
+    def add(self, unit: _Unit) -> None:
+        self.queued.append(unit)
+        if not self.busy:
+            self.busy = True
+            self.loop.call_soon(self._start)
+
+    def _start(self) -> None:
+        lock = self.ledger._write_lock
+        if lock.acquire(blocking=False):
+            self._write()
         else:
-            self.future: asyncio.Future[Any] = loop.create_future()
+            # Another loop's batch holds the connection: wait for it off this loop.
+            waiting = self.loop.run_in_executor(None, lock.acquire)
+            waiting.add_done_callback(lambda _: self._write())
 
-    def wait(self) -> Any:
-        self.latch.acquire()
-        if self.error is not None:
-            raise self.error
-        return self.result
+    def _write(self) -> None:
+        """With the write lock: run the queued units, then commit them off the loop."""
+        units, self.queued = self.queued, []
+        try:
+            batch = self.ledger._stage(units)
+        except BaseException as e:
+            self.ledger._write_lock.release()
+            self._done(units, e)
+            return
+        committing = self.loop.run_in_executor(self.ledger._committer, self.ledger._commit,
+                                               batch)
+        committing.add_done_callback(lambda f: self._done(units, f.exception()))
 
-
-def _settle(units: list[_Unit]) -> None:
-    """Runs in an event loop: hand each asyncio caller its outcome."""
-    for unit in units:
-        if unit.future.done():
-            continue  # the caller was cancelled; the work is done all the same
-        if unit.error is not None:
-            unit.future.set_exception(unit.error)
-        else:
-            unit.future.set_result(unit.result)
-
-
-def _wake(units: Iterable[_Unit]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Unit]] = {}
-    for unit in units:
-        if unit.loop is None:
-            unit.latch.release()
-        else:
-            by_loop.setdefault(unit.loop, []).append(unit)
-    for loop, waiting in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-            loop.call_soon_threadsafe(_settle, waiting)
+    def _done(self, units: list[_Unit], failure: BaseException | None) -> None:
+        for unit in units:
+            unit.settle(failure)
+        if self.queued:
+            self.loop.call_soon(self._start)
+            return
+        self.busy = False
+        for waiter in self.idle:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.idle.clear()
 
 
-_STOP = object()
+class _OwnLoop:
+    """The ledger's own event loop, on a thread of its own, for callers without one."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="ledger-writer",
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+def _cosignature_unit(size: int, cosignature_line: str,
+                      witness: VerifyKey | NoteVerifier | None) -> _Work:
+    signature = parse_signature_line(cosignature_line)
+
+    def unit(conn: sqlite3.Connection, appender: Appender) -> None:
+        row = conn.execute("SELECT note FROM ledger_checkpoints WHERE size = ?",
+                           (size,)).fetchone()
+        if row is None:
+            raise NoCheckpoint(f"no checkpoint at size {size}")
+        if witness is not None:
+            verifier = witness if isinstance(witness, NoteVerifier) \
+                else witness_verifier(signature.name, witness)
+            verify_cosignature(parse_note(row[0]).text, signature, verifier)
+        conn.execute("INSERT OR IGNORE INTO ledger_cosignatures (size, line) VALUES (?, ?)",
+                     (size, signature.line))
+
+    return unit
 
 
 class Ledger:
@@ -266,14 +331,16 @@ class Ledger:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
         self._closed = False
-        self._writer: threading.Thread | None = None
+        # Held from BEGIN to the end of COMMIT: one batch at a time owns the connection.
+        self._write_lock = threading.Lock()
+        self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
+        self._own: _OwnLoop | None = None
+        self._committer: concurrent.futures.ThreadPoolExecutor | None = None
         if conn is not None:
-            self._writer = threading.Thread(target=self._run, name="ledger-writer",
-                                            daemon=True)
-            self._writer.start()
+            self._committer = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="ledger-commit")
 
     # --- opening and closing -------------------------------------------------------------
 
@@ -324,21 +391,37 @@ class Ledger:
         return cls(path, origin, log_key, conn, edge, last_leaf)
 
     def close(self) -> None:
-        """Finish every queued unit of work, stop the writer, close connections."""
+        """Finish the units queued by threads, wait for a batch being committed, close
+        the connections. (An event loop's caller first awaits ``drain``.)"""
         with self._submit_lock:
             if self._closed:
                 return
             self._closed = True
-            if self._writer is not None:
-                self._queue.put(_STOP)
-        if self._writer is not None:
-            self._writer.join()
+            own, self._own = self._own, None
+        if own is not None:
+            asyncio.run_coroutine_threadsafe(self._drain_here(), own.loop).result()
+            own.stop()
         if self._conn is not None:
-            self._conn.close()
+            with self._write_lock:
+                self._conn.close()
+                self._conn = None
+        if self._committer is not None:
+            self._committer.shutdown()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+
+    async def drain(self) -> None:
+        """Wait until every unit queued from this event loop is committed."""
+        await self._drain_here()
+
+    async def _drain_here(self) -> None:
+        batcher = self._batchers.get(asyncio.get_running_loop())
+        if batcher is not None and batcher.busy:
+            waiter = batcher.loop.create_future()
+            batcher.idle.append(waiter)
+            await waiter
 
     def __enter__(self) -> Ledger:
         return self
@@ -348,43 +431,63 @@ class Ledger:
 
     # --- writing -------------------------------------------------------------------------
 
-    def _submit(self, events: Sequence[bytes] | None = None, fn: _Work | None = None,
-                *, loop: asyncio.AbstractEventLoop | None = None) -> _Unit:
-        """Queue a unit of work. Queued units run in the order they were submitted."""
+    def _queue(self, events: Sequence[bytes] | None = None, fn: _Work | None = None
+               ) -> asyncio.Future[Any]:
+        """Queue a unit with the running loop's batcher; units queued from one loop run
+        in the order they were queued."""
+        loop = asyncio.get_running_loop()
+        with self._submit_lock:
+            self._check_writable()
+            batcher = self._batchers.get(loop)
+            if batcher is None:
+                batcher = self._batchers[loop] = _Batcher(self, loop)
+        unit = _Unit(events, fn, loop.create_future())
+        batcher.add(unit)
+        return unit.future
+
+    def _check_writable(self) -> None:
         if self._log_key is None:
             raise ReadOnly("this ledger was opened without the log key")
-        if threading.current_thread() is self._writer:
+        if self._closed:
+            raise Closed("the ledger is closed")
+        if getattr(self._local, "in_unit", False):
             raise LedgerError("a unit of work may not wait for another unit of work")
-        unit = _Unit(events, fn, loop)
+
+    def _run(self, events: Sequence[bytes] | None = None, fn: _Work | None = None) -> Any:
+        """For a caller without an event loop: the unit goes to the ledger's own loop."""
         with self._submit_lock:
-            if self._closed:
-                raise Closed("the ledger is closed")
-            self._queue.put(unit)
-        return unit
+            self._check_writable()
+            if self._own is None:
+                self._own = _OwnLoop()
+            own = self._own
+
+        async def queue_and_wait() -> Any:
+            return await self._queue(events, fn)
+
+        return asyncio.run_coroutine_threadsafe(queue_and_wait(), own.loop).result()
 
     def append(self, event: Event) -> Appended:
         """Append one event; return once it is on disk."""
-        appended: list[Appended] = self._submit([encode_event(event)]).wait()
+        appended: list[Appended] = self._run([encode_event(event)])
         return appended[0]
 
     async def append_async(self, event: Event) -> Appended:
-        unit = self._submit([encode_event(event)], loop=asyncio.get_running_loop())
-        appended: list[Appended] = await unit.future
+        appended: list[Appended] = await self._queue([encode_event(event)])
         return appended[0]
 
     def append_many(self, events: Iterable[Event]) -> list[Appended]:
         """Append events in order, in one transaction; return once all are on disk."""
-        return self._submit([encode_event(e) for e in events]).wait()  # type: ignore[no-any-return]
+        return self._run([encode_event(e) for e in events])  # type: ignore[no-any-return]
 
     def transact(self, fn: Callable[[sqlite3.Connection, Appender], T]) -> T:
-        """Run ``fn`` in the writer's transaction (see the module doc for the rules)."""
-        return self._submit(fn=fn).wait()  # type: ignore[no-any-return]
+        """Run ``fn`` in a batch's transaction (see the module doc for the rules)."""
+        return self._run(fn=fn)  # type: ignore[no-any-return]
 
     async def transact_async(self, fn: Callable[[sqlite3.Connection, Appender], T]) -> T:
-        """``transact`` for asyncio. The unit is queued before this coroutine first
-        yields, so units queued by tasks in turn run in that order."""
-        unit = self._submit(fn=fn, loop=asyncio.get_running_loop())
-        return await unit.future  # type: ignore[no-any-return]
+        """``transact`` for asyncio: ``fn`` runs on this loop's thread. The unit is queued
+        before this coroutine first yields, so units queued by tasks in turn run in that
+        order."""
+        return await self._queue(fn=fn)  # type: ignore[no-any-return]
 
     def checkpoint(self) -> SignedCheckpoint:
         """Sign and keep a checkpoint at the current size (or return the one there is)."""
@@ -400,22 +503,11 @@ class Ledger:
         With ``witness`` (its key, or its note verifier key) the line is verified first
         and refused with ``ledger.bad_cosignature`` if it does not hold.
         """
-        signature = parse_signature_line(cosignature_line)
-        line = signature.line
+        self.transact(_cosignature_unit(size, cosignature_line, witness))
 
-        def unit(conn: sqlite3.Connection, appender: Appender) -> None:
-            row = conn.execute("SELECT note FROM ledger_checkpoints WHERE size = ?",
-                               (size,)).fetchone()
-            if row is None:
-                raise NoCheckpoint(f"no checkpoint at size {size}")
-            if witness is not None:
-                verifier = witness if isinstance(witness, NoteVerifier) \
-                    else witness_verifier(signature.name, witness)
-                verify_cosignature(parse_note(row[0]).text, signature, verifier)
-            conn.execute("INSERT OR IGNORE INTO ledger_cosignatures (size, line) VALUES (?, ?)",
-                         (size, line))
-
-        self.transact(unit)
+    async def add_cosignature_async(self, size: int, cosignature_line: str,
+                                    witness: VerifyKey | NoteVerifier | None = None) -> None:
+        await self.transact_async(_cosignature_unit(size, cosignature_line, witness))
 
     def _checkpoint_unit(self, conn: sqlite3.Connection, appender: Appender) -> SignedCheckpoint:
         assert self._log_key is not None and appender._batch is not None
@@ -429,52 +521,14 @@ class Ledger:
                      (edge.size, signed.note))
         return signed
 
-    # --- the writer thread ---------------------------------------------------------------
+    # --- writing a batch -----------------------------------------------------------------
 
-    def _run(self) -> None:
-        pending: list[_Unit] = []
-        expected = 1
-        try:
-            while True:
-                pending, stop = self._take(expected)
-                if pending:
-                    self._write(pending)
-                    expected = len(pending)
-                    pending = []
-                if stop:
-                    return
-        finally:
-            # Only reached early on a bug or interpreter shutdown: nobody may wait forever.
-            for unit in pending:
-                if unit.error is None and unit.result is None:
-                    unit.error = Closed("the ledger writer stopped")
-            _wake(pending)
-
-    def _take(self, expected: int) -> tuple[list[_Unit], bool]:
-        """The next batch: everything queued, waiting at most ``LINGER_SECONDS`` for as
-        many units as the last batch had. The callers just woken are usually about to
-        queue again, and waiting for them is what lets them share one fsync; a lone
-        caller (``expected == 1``) never waits."""
-        taken: list[_Unit] = []
-        item = self._queue.get()
-        deadline = time.monotonic() + LINGER_SECONDS
-        while item is not _STOP:
-            taken.append(item)
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if len(taken) >= expected or remaining <= 0:
-                    return taken, False
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    return taken, False
-        return taken, True
-
-    def _write(self, units: list[_Unit]) -> None:
+    def _stage(self, units: list[_Unit]) -> _Batch:
+        """With the write lock held: begin, run every unit (each in its own savepoint),
+        write the entries and tree nodes. The COMMIT is ``_commit``'s."""
         conn = self._conn
-        assert conn is not None
+        if conn is None:
+            raise Closed("the ledger is closed")
         with self._state_lock:
             batch = _Batch(self._edge, self._last_leaf)
         try:
@@ -490,21 +544,36 @@ class Ledger:
             if batch.nodes:
                 conn.executemany("INSERT INTO ledger_nodes (id, hash) VALUES (?, ?)",
                                  batch.nodes)
-            conn.execute("COMMIT")
         except Exception as e:
-            # The transaction is gone either way; the callers learn why below.
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            failure = e if isinstance(e, LedgerError) else WriteFailed(
-                f"the ledger transaction failed ({type(e).__name__})")
-            for unit in units:
-                unit.result, unit.error = None, failure
-            _wake(units)
-            return
-        with self._state_lock:
-            self._edge, self._last_leaf = batch.edge, batch.last_leaf
-        _wake(units)
+            raise self._failed(conn, e) from None
+        except BaseException:
+            self._failed(conn, WriteFailed("interrupted"))
+            raise
+        return batch
+
+    def _commit(self, batch: _Batch) -> None:
+        """On the committer thread: COMMIT (the fsync, with the GIL released), publish
+        the new tree edge, and release the write lock whatever happens."""
+        conn = self._conn
+        try:
+            assert conn is not None
+            try:
+                conn.execute("COMMIT")
+            except Exception as e:
+                raise self._failed(conn, e) from None
+            with self._state_lock:
+                self._edge, self._last_leaf = batch.edge, batch.last_leaf
+        finally:
+            self._write_lock.release()
+
+    @staticmethod
+    def _failed(conn: sqlite3.Connection, error: Exception) -> LedgerError:
+        """The transaction is gone either way; every caller of the batch learns why."""
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        return error if isinstance(error, LedgerError) else WriteFailed(
+            f"the ledger transaction failed ({type(error).__name__})")
 
     def _run_unit(self, conn: sqlite3.Connection, batch: _Batch, unit: _Unit) -> None:
         """Run one unit into ``batch``; its outcome waits on the unit until the commit."""
@@ -515,13 +584,14 @@ class Ledger:
         mark = batch.mark()
         appender = Appender(batch)
         conn.execute("SAVEPOINT unit")
+        self._local.in_unit = True
         try:
             unit.result = unit.fn(conn, appender)
             if not conn.in_transaction:
                 raise WriteFailed("a unit of work ended the ledger's transaction")
         except Exception as e:
             if not conn.in_transaction:
-                raise  # the whole batch is lost: _write fails every unit
+                raise  # the whole batch is lost: _stage fails every unit
             conn.execute("ROLLBACK TO unit")
             conn.execute("RELEASE unit")
             batch.restore(mark)
@@ -529,6 +599,7 @@ class Ledger:
             return
         finally:
             appender._batch = None
+            self._local.in_unit = False
         conn.execute("RELEASE unit")
 
     # --- reading -------------------------------------------------------------------------

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -171,29 +171,10 @@ async def test_32_tasks_share_commits_in_a_total_gap_free_order(path: Path,
     assert audit(path) == 800
 
 
-def _hold_the_writer(ledger: Ledger) -> threading.Event:
-    """Occupy the writer until the returned event is set, so that the units queued
-    meanwhile run together in the next batch."""
-    started, release = threading.Event(), threading.Event()
-
-    def hold(db: sqlite3.Connection, appender: Appender) -> None:
-        started.set()
-        release.wait(10)
-
-    threading.Thread(target=ledger.transact, args=(hold,), daemon=True).start()
-    assert started.wait(10)
-    return release
-
-
-def _queued(ledger: Ledger, count: int) -> None:
-    deadline = time.monotonic() + 5
-    while ledger._queue.qsize() < count and time.monotonic() < deadline:
-        time.sleep(0.001)
-
-
-def test_a_failing_unit_rolls_back_only_itself(ledger: Ledger) -> None:
+async def test_a_failing_unit_rolls_back_only_itself(ledger: Ledger) -> None:
     """fn's own rows and entries go together; a failing unit takes nobody else down."""
-    ledger.transact(lambda db, a: db.execute("CREATE TABLE outbox (id INTEGER, idx INTEGER)"))
+    await ledger.transact_async(
+        lambda db, a: db.execute("CREATE TABLE outbox (id INTEGER, idx INTEGER)"))
 
     def good(n: int):  # type: ignore[no-untyped-def]
         def unit(db: sqlite3.Connection, appender: Appender) -> int:
@@ -207,28 +188,40 @@ def test_a_failing_unit_rolls_back_only_itself(ledger: Ledger) -> None:
         db.execute("INSERT INTO outbox VALUES (666, -1)")
         raise ValueError("refused by the node's rules")
 
-    release = _hold_the_writer(ledger)
-    results: dict[str, object] = {}
+    sizes: list[int] = []
 
-    def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
-        try:
-            results[name] = ledger.transact(fn)
-        except Exception as e:
-            results[name] = e
+    def size_seen(db: sqlite3.Connection, appender: Appender) -> None:
+        sizes.append(appender.size)
 
-    threads = []
-    for name, fn in (("a", good(1)), ("bad", bad), ("b", good(2))):
-        threads.append(threading.Thread(target=run, args=(name, fn)))
-        threads[-1].start()
-        _queued(ledger, len(threads))  # keep the submission order a, bad, b
-    release.set()
-    for thread in threads:
-        thread.join()
-    assert isinstance(results["bad"], ValueError)
-    assert (results["a"], results["b"]) == (0, 1)  # gap-free: the failed unit left no hole
+    # Queued in one turn of the loop, the four units run in one batch, in this order.
+    results = await asyncio.gather(
+        ledger.transact_async(good(1)), ledger.transact_async(bad),
+        ledger.transact_async(good(2)), ledger.transact_async(size_seen),
+        return_exceptions=True)
+    assert isinstance(results[1], ValueError)
+    assert (results[0], results[2]) == (0, 1)  # gap-free: the failed unit left no hole
+    assert sizes == [2]
     rows = ledger._reader().execute("SELECT id, idx FROM outbox ORDER BY idx").fetchall()
     assert rows == [(1, 0), (2, 1)]
     assert [e.event.details for e in ledger.entries()] == [(("n", 1),), (("n", 2),)]
+
+
+async def test_units_queued_while_a_batch_commits_share_the_next_commit(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group commit: one COMMIT for every unit queued while the previous one ran."""
+    commits: list[int] = []
+    real_commit = ledger._commit
+
+    def counting_commit(batch: Any) -> None:
+        commits.append(len(batch.entries))
+        real_commit(batch)
+
+    monkeypatch.setattr(ledger, "_commit", counting_commit)
+    first = asyncio.ensure_future(ledger.append_async(event(0)))
+    await asyncio.sleep(0)  # the first batch starts alone
+    rest = [asyncio.ensure_future(ledger.append_async(event(n))) for n in range(1, 50)]
+    await asyncio.gather(first, *rest)
+    assert commits == [1, 49]
 
 
 def test_units_see_rows_by_column_name(ledger: Ledger) -> None:

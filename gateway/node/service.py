@@ -139,6 +139,7 @@ class Node:
         for worker in self._workers:
             await worker.stop()
         self._workers = []
+        await self.ledger.drain()
         self.ledger.close()
 
     def _install_gauges(self) -> None:
@@ -510,8 +511,7 @@ class Node:
     async def accept_cosignature(self, size: int, cosignature: str) -> None:
         """``POST /peer/v1/cosignature``: the peer witnessed our checkpoint of ``size``."""
         peer = self.trust.peer_directory
-        await asyncio.to_thread(self.ledger.add_cosignature, size, cosignature,
-                                peer.node.witness_key)
+        await self.ledger.add_cosignature_async(size, cosignature, peer.node.witness_key)
         self.metrics.count("gateway_cosignatures_total", "Cosignatures received")
 
     # --- agency reads -----------------------------------------------------------------
