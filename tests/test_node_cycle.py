@@ -70,3 +70,31 @@ async def test_full_cycle_request_answer_with_receipts_A8_1_A10_3(tmp_path: Path
 
     inbox = store.Reader(by.db_path).all("SELECT acked_at FROM inbox")
     assert len(inbox) == 1 and inbox[0]["acked_at"] is not None
+
+
+def step_entries(home) -> list[tuple[str, dict[str, str | int]]]:
+    """(type, details) of every submitted / received_from_peer entry, in order."""
+    ledger = Ledger.open(home.db_path, origin=home.origin(), log_key=None)
+    try:
+        return [(e.event.type, dict(e.event.details)) for e in ledger.entries(0, ledger.size)
+                if e.event.type in ("submitted", "received_from_peer")]
+    finally:
+        ledger.close()
+
+
+async def test_each_step_entry_records_its_case_move_A8_1(tmp_path: Path) -> None:
+    """A8.1: every case transition is in the ledger, in the entry of the envelope that
+    made it, on both sides (``case_from`` / ``case_to`` details)."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by):
+        async with client(kz, "KZ-MVD") as kz_mvd, client(by, "BY-MVD") as by_mvd:
+            await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
+            page = await by_mvd.inbox(wait=10)
+            sealed, _ = await by_mvd.open(page["items"][0]["envelope_id"])
+            await by_mvd.send(to="KZ-MVD", kind="answer", body=ANSWER_BODY, in_reply_to=sealed)
+            await kz_mvd.inbox(wait=10)
+
+    request = {"case_from": "none", "case_to": "received", "kind": "request"}
+    answer = {"case_from": "received", "case_to": "answered", "kind": "answer"}
+    assert step_entries(kz) == [("submitted", request), ("received_from_peer", answer)]
+    assert step_entries(by) == [("received_from_peer", request), ("submitted", answer)]

@@ -205,10 +205,11 @@ class Node:
             raise NodeError(f"the agreement ended at {self.ends_at.isoformat()} (A17)",
                             code="agreement.terminated")
 
-    def _case_step(self, db: sqlite3.Connection, appender: Appender, header: Header,
-                   now: dt.datetime, *, received_here: bool) -> tuple[str, str] | None:
+    def _case_step(self, db: sqlite3.Connection, header: Header, now: dt.datetime, *,
+                   received_here: bool) -> tuple[str, str] | None:
         """Step 3: open or advance the case, inside the unit of work; the (from, to)
-        states when the state changed."""
+        states when the state changed. The step's own ledger entry records them
+        (``_step_event``): one entry per envelope and side, the case move included."""
         if header.kind in case_rules.CASELESS_KINDS:
             return None
         row = db.execute("SELECT * FROM cases WHERE case_id = ?", (header.case_id,)).fetchone()
@@ -226,26 +227,29 @@ class Node:
                 "opened_at, received_on, due, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 (case.case_id, case.state, case.requesting, case.requested, header.kind,
                  store.iso(now), received_on, due, store.iso(now)))
-            old_state = "none"
-            new_state = case.state
-        else:
-            if row is None:
-                raise case_rules.CaseError("no such case here", code="case.not_found")
-            case = case_rules.Case(row["case_id"], row["state"], row["requesting"],
-                                   row["requested"], row["opened_by_kind"])
-            new_state = case_rules.next_state(case, header.kind, header.sender,
-                                              header.recipient)
-            old_state = case.state
-            if new_state == old_state:
-                return None
-            db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE case_id = ?",
-                       (new_state, store.iso(now), header.case_id))
-        appender.append(Event(
-            type="case_state_changed", time=now, envelope_id=header.envelope_id,
-            case_id=header.case_id, from_authority=header.sender,
-            to_authority=header.recipient,
-            details=(("from", old_state), ("kind", header.kind), ("to", new_state))))
-        return old_state, new_state
+            return "none", case.state
+        if row is None:
+            raise case_rules.CaseError("no such case here", code="case.not_found")
+        case = case_rules.Case(row["case_id"], row["state"], row["requesting"],
+                               row["requested"], row["opened_by_kind"])
+        new_state = case_rules.next_state(case, header.kind, header.sender, header.recipient)
+        if new_state == case.state:
+            return None
+        db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE case_id = ?",
+                   (new_state, store.iso(now), header.case_id))
+        return case.state, new_state
+
+    def _step_event(self, type: str, header: Header, envelope_hash: bytes, now: dt.datetime,
+                    moved: tuple[str, str] | None) -> Event:
+        """The envelope's entry on this side, with its case move when there was one."""
+        if moved is None:
+            return self._event(type, header, envelope_hash, now)
+        return Event(type=type, time=now, envelope_id=header.envelope_id,
+                     case_id=header.case_id, from_authority=header.sender,
+                     to_authority=header.recipient, envelope_hash=envelope_hash,
+                     signatory_key_id=header.signatory_key_id,
+                     details=(("case_from", moved[0]), ("case_to", moved[1]),
+                              ("kind", header.kind)))
 
     def _kind_events(self, appender: Appender, header: Header, envelope_hash: bytes,
                      now: dt.datetime) -> None:
@@ -328,8 +332,9 @@ class Node:
         earlier = _same_or_conflict(row, envelope_hash)  # a concurrent resubmission won
         if earlier is not None:
             return earlier
-        moved = self._case_step(db, appender, header, now, received_here=False)
-        appended = appender.append(self._event("submitted", header, envelope_hash, now))
+        moved = self._case_step(db, header, now, received_here=False)
+        appended = appender.append(self._step_event("submitted", header, envelope_hash, now,
+                                                    moved))
         self._kind_events(appender, header, envelope_hash, now)
         self._insert_envelope(db, header, envelope_hash, sealed, "outgoing", now,
                               appended.index)
@@ -388,9 +393,9 @@ class Node:
         earlier = _same_or_conflict(row, envelope_hash)
         if earlier is not None:
             return earlier
-        self._case_step(db, appender, header, now, received_here=True)
-        appended = appender.append(self._event("received_from_peer", header, envelope_hash,
-                                               now))
+        moved = self._case_step(db, header, now, received_here=True)
+        appended = appender.append(self._step_event("received_from_peer", header,
+                                                    envelope_hash, now, moved))
         self._kind_events(appender, header, envelope_hash, now)
         if header.kind == "termination_notice":
             record_termination(db, appender, received_at=now, receiving_party=self.party,
