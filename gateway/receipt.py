@@ -39,11 +39,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from asn1crypto import core
+from asn1crypto import core, parser
+from asn1crypto.parser import _parse  # asn1crypto's TLV reader at an offset
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from gateway.envelope.der import codec, load_strict
+from gateway.envelope.der import Encoded, codec, load_strict
 from gateway.errors import GatewayError
 from keys.keyid import key_id
 
@@ -108,9 +109,9 @@ class Receipt:
     def sign(self, node_key: SigningKey) -> bytes:
         if self.node_key_id != key_id(node_key.verify_key):
             raise ReceiptError("node_key_id does not name the signing key")
-        native = self._native()
-        signature = node_key.sign(_CONTEXT + _RECEIPT.dump(native)).signature
-        return _SIGNED.dump({"receipt": native, "signature": signature})
+        receipt_der = _RECEIPT.dump(self._native())
+        signature = node_key.sign(_CONTEXT + receipt_der).signature
+        return _SIGNED.dump({"receipt": Encoded(receipt_der), "signature": signature})
 
 
 def make_receipt(type: ReceiptType, party: str, subject_id: bytes, subject_hash: bytes,
@@ -129,8 +130,11 @@ def verify_receipt(data: bytes, node_key: VerifyKey, *, type: ReceiptType,
                          too_large_cls=ReceiptError, what="receipt")
     fields = signed["receipt"]
     try:
-        # DER is canonical, so encoding the parsed fields again gives the signed bytes.
-        node_key.verify(_CONTEXT + _RECEIPT.dump(fields), signed["signature"])
+        # The bytes signed are the Receipt's DER: the first element of the SignedReceipt,
+        # exactly as load_strict just accepted it.
+        contents = parser.parse(data)[4]
+        receipt_der = contents[:_parse(contents, len(contents))[1]]
+        node_key.verify(_CONTEXT + receipt_der, signed["signature"])
     except (BadSignatureError, ValueError, TypeError):
         raise ReceiptError("receipt signature does not verify with the node key",
                            code="receipt.bad_signature") from None

@@ -14,6 +14,7 @@ never a substitute for checking a signature against the full key.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from nacl.public import PublicKey
 from nacl.signing import VerifyKey
@@ -24,7 +25,14 @@ KEY_ID_SIZE = 16
 def key_id(public_key: VerifyKey | PublicKey) -> bytes:
     """The 16-byte key id of an Ed25519 verify key or an X25519 public key."""
     label = b"ed25519" if isinstance(public_key, VerifyKey) else b"x25519"
-    return hashlib.sha256(label + b"\n" + bytes(public_key)).digest()[:KEY_ID_SIZE]
+    return _key_id(label, bytes(public_key))
+
+
+# A node names the same few keys for every envelope (its own, the signatories', the
+# recipients'): the ids are kept rather than hashed again each time.
+@lru_cache(maxsize=4096)
+def _key_id(label: bytes, raw: bytes) -> bytes:
+    return hashlib.sha256(label + b"\n" + raw).digest()[:KEY_ID_SIZE]
 
 
 def key_id_hex(public_key: VerifyKey | PublicKey) -> str:

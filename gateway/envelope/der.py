@@ -68,12 +68,17 @@ from asn1crypto import core, parser
 from asn1crypto.parser import _parse  # asn1crypto's TLV reader at an offset
 from asn1crypto.util import int_from_bytes, int_to_bytes
 
-__all__ = ["Codec", "codec", "load_strict"]
+__all__ = ["Codec", "Encoded", "codec", "load_strict"]
 
 #: Every header with a one-byte length (contents under 128 bytes) is kept, and up to
 #: ``_MAX_KEPT`` others.
 _SHORT = 128
 _MAX_KEPT = 512
+
+
+class Encoded(bytes):
+    """A value's DER, written before by the codec of its type: ``dump`` takes it as it
+    is, so a signed part is written once and then embedded byte for byte."""
 
 
 class Codec(ABC):
@@ -105,6 +110,8 @@ class Codec(ABC):
     def dump(self, native: Any) -> bytes:
         """The DER of ``native``: ``spec(native).dump()``. An asn1crypto value of this
         type is written as it dumps itself (asn1crypto keeps a loaded value's bytes)."""
+        if isinstance(native, Encoded):
+            return bytes(native)
         if isinstance(native, core.Asn1Value):
             if (native.class_, native.method, native.tag) != self.identity:
                 raise ValueError(f"{self.spec.__name__}: a value with another tag")
