@@ -17,7 +17,7 @@ Phases, in one run:
 3. the nodes' **latency** at an offered rate (open loop, 500 envelopes/s by default).
 
 Envelopes are sealed by the bench before any clock starts: sealing is the agency's work,
-not the node's. Latency is "submit -> visible in the BY inbox": a thread of the bench
+not the node's. Latency is "submit -> visible in the BY inbox": a process of the bench
 polls the BY node's SQLite inbox (read-only) every 2 ms; the BY node's own ``stored_at``
 gives a lower bound. CPU figures come from /proc (utime + stime of each process, and
 /proc/stat for the machine).
@@ -28,7 +28,7 @@ on core 1. ``--profile`` runs instead a throughput phase with both nodes under c
 prints where their CPU goes.
 
 Internal modes (started by the bench itself): ``--serve-relay DIR``,
-``--serve-receiver DIR``, ``--profiled-node HOME OUT``.
+``--serve-receiver DIR``, ``--profiled-node HOME OUT``, ``--watch-inbox DB``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import json
 import os
 import platform
 import pstats
+import select
 import shutil
 import signal
 import socket
@@ -319,7 +320,13 @@ def client_session(context: Any, limit: int) -> aiohttp.ClientSession:
 # --- the BY inbox, watched read-only -------------------------------------------------
 
 class InboxWatch:
-    """Polls the BY node's inbox table; notes when each envelope id became visible."""
+    """Notes when each envelope id became visible in the BY node's inbox.
+
+    The polling runs in a process of its own (``--watch-inbox``): a thread here would
+    wait for this process's GIL behind the client's event loop, and both the times and
+    the client's CPU would suffer. ``time.monotonic`` is the system-wide monotonic
+    clock, so its times compare with ours.
+    """
 
     SQL = ("SELECT i.seq, i.envelope_id, e.stored_at FROM inbox i JOIN envelopes e "
            "ON e.id = i.envelope_id WHERE i.seq > ? ORDER BY i.seq")
@@ -328,42 +335,63 @@ class InboxWatch:
         self.db_path = db_path
         self.seen: dict[bytes, float] = {}
         self.stored_at: dict[bytes, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="inbox-watch", daemon=True)
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
 
-    def __enter__(self) -> InboxWatch:
-        self._thread.start()
+    async def __aenter__(self) -> InboxWatch:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).resolve()), "--watch-inbox", str(self.db_path),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_before_exec(None))
+        self._reader = asyncio.ensure_future(self._read())
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.proc.wait(), 5)
+        if self.proc.returncode is None:
+            self.proc.kill()
+        if self._reader is not None:
+            self._reader.cancel()
 
-    def _run(self) -> None:
-        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None,
-                             timeout=30)
-        try:
-            after = 0
-            while not self._stop.is_set():
-                rows = db.execute(self.SQL, (after,)).fetchall()
-                now = time.monotonic()
-                for seq, envelope_id, stored_at in rows:
-                    key = bytes(envelope_id)
-                    self.seen[key] = now
-                    self.stored_at[key] = dt.datetime.fromisoformat(stored_at).timestamp()
-                    after = seq
-                self._stop.wait(POLL_SECONDS)
-        finally:
-            db.close()
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            envelope_id, seen, stored_at = line.split()
+            key = bytes.fromhex(envelope_id.decode())
+            self.seen[key] = float(seen)
+            self.stored_at[key] = float(stored_at)
 
     async def wait_all(self, ids: list[bytes], timeout: float) -> int:
         """How many of ``ids`` arrived, waiting up to ``timeout`` for all of them."""
         deadline = time.monotonic() + timeout
-        while True:
-            arrived = sum(1 for i in ids if i in self.seen)
-            if arrived == len(ids) or time.monotonic() > deadline:
-                return arrived
+        waiting = [i for i in ids if i not in self.seen]
+        while waiting and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+            waiting = [i for i in waiting if i not in self.seen]
+        return len(ids) - len(waiting)
+
+
+def watch_inbox(db_path: Path) -> None:
+    """``--watch-inbox DB``: every ``POLL_SECONDS``, one line per new inbox row (id, when
+    seen, the node's stored_at), until standard input closes."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None,
+                         timeout=30)
+    after = 0
+    out = sys.stdout
+    while True:
+        rows = db.execute(InboxWatch.SQL, (after,)).fetchall()
+        now = time.monotonic()
+        for seq, envelope_id, stored_at in rows:
+            stored = dt.datetime.fromisoformat(stored_at).timestamp()
+            out.write(f"{bytes(envelope_id).hex()} {now:.6f} {stored:.6f}\n")
+            after = seq
+        if rows:
+            out.flush()
+        readable, _, _ = select.select([sys.stdin], [], [], POLL_SECONDS)
+        if readable and not os.read(sys.stdin.fileno(), 1024):
+            return
 
 
 # --- figures -------------------------------------------------------------------------
@@ -586,8 +614,10 @@ async def node_phase(title: str, nodes: Nodes, children: Children, watch: InboxW
                      envelopes: list[Envelope], run: Callable[[], Any],
                      open_loop_rate: float | None = None) -> Outcome:
     """Run ``run`` (which sends ``envelopes``), wait for all in the BY inbox, report."""
+    assert watch.proc is not None
     cpu = CpuMeter({"KZ node": children.procs["KZ node"].pid,
-                    "BY node": children.procs["BY node"].pid, "bench client": os.getpid()})
+                    "BY node": children.procs["BY node"].pid, "bench client": os.getpid(),
+                    "inbox watcher": watch.proc.pid})
     ids = [e.id for e in envelopes]
     cpu.start()
     sent: Sent = await run()
@@ -658,27 +688,27 @@ async def run_nodes(root: Path, children: Children, args: argparse.Namespace,
         children.check_alive("KZ node")
         baseline = await baseline_first(throughput, warmup)
 
-    with InboxWatch(nodes.by.db_path) as watch:
-        async with client_session(nodes.context, max(args.concurrency, 256)) as session:
-            await closed_loop(session, nodes.url, warmup, args.concurrency)
-            if await watch.wait_all([e.id for e in warmup], 60) < len(warmup):
-                raise BenchError("the warm-up envelopes did not reach the BY inbox")
-            await asyncio.sleep(0.5)
-            title = (f"nodes, throughput: {len(throughput):,} envelopes, {args.concurrency} "
-                     "in flight, KZ-MVD -> KZ node -> BY node -> BY-MVD inbox")
-            if args.profile:
-                title += " (UNDER cProfile: rates are not representative)"
-            bulk = await node_phase(
-                title, nodes, children, watch, throughput,
-                lambda: closed_loop(session, nodes.url, throughput, args.concurrency))
-            open_outcome = None
-            if latency:
-                await asyncio.sleep(1.0)
-                open_outcome = await node_phase(
-                    f"nodes, latency: {args.rate:,.0f} envelopes/s offered (open loop) for "
-                    f"{args.latency_seconds:g} s = {len(latency):,} envelopes",
-                    nodes, children, watch, latency,
-                    lambda: open_loop(session, nodes.url, latency, args.rate), args.rate)
+    async with InboxWatch(nodes.by.db_path) as watch, \
+            client_session(nodes.context, max(args.concurrency, 256)) as session:
+        await closed_loop(session, nodes.url, warmup, args.concurrency)
+        if await watch.wait_all([e.id for e in warmup], 60) < len(warmup):
+            raise BenchError("the warm-up envelopes did not reach the BY inbox")
+        await asyncio.sleep(0.5)
+        title = (f"nodes, throughput: {len(throughput):,} envelopes, {args.concurrency} "
+                 "in flight, KZ-MVD -> KZ node -> BY node -> BY-MVD inbox")
+        if args.profile:
+            title += " (UNDER cProfile: rates are not representative)"
+        bulk = await node_phase(
+            title, nodes, children, watch, throughput,
+            lambda: closed_loop(session, nodes.url, throughput, args.concurrency))
+        open_outcome = None
+        if latency:
+            await asyncio.sleep(1.0)
+            open_outcome = await node_phase(
+                f"nodes, latency: {args.rate:,.0f} envelopes/s offered (open loop) for "
+                f"{args.latency_seconds:g} s = {len(latency):,} envelopes",
+                nodes, children, watch, latency,
+                lambda: open_loop(session, nodes.url, latency, args.rate), args.rate)
     return bulk, open_outcome, baseline
 
 
@@ -878,6 +908,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--serve-relay", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--serve-receiver", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--profiled-node", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--watch-inbox", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.envelopes is None:
         args.envelopes = 1000 if args.quick else 5000
@@ -916,8 +947,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.profiled_node:
         profiled_node(*args.profiled_node)
         return 0
-    # The inbox poller is a thread: let it take the GIL soon after it wakes.
-    sys.setswitchinterval(0.001)
+    if args.watch_inbox:
+        watch_inbox(args.watch_inbox)
+        return 0
     root = Path(tempfile.mkdtemp(prefix="kzby-bench-e2e-"))
     children = Children(root)
     try:
