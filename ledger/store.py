@@ -42,8 +42,8 @@ Reads (``root``, proofs, entries, checkpoints) use one read-only connection per 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -265,9 +265,8 @@ class _Batcher:
             self.ledger._write_lock.release()
             self._done(units, e)
             return
-        committing = self.loop.run_in_executor(self.ledger._committer, self.ledger._commit,
-                                               batch)
-        committing.add_done_callback(lambda f: self._done(units, f.exception()))
+        assert self.ledger._committer is not None
+        self.ledger._committer.commit(batch, self.loop, lambda e: self._done(units, e))
 
     def _done(self, units: list[_Unit], failure: BaseException | None) -> None:
         for unit in units:
@@ -280,6 +279,40 @@ class _Batcher:
             if not waiter.done():
                 waiter.set_result(None)
         self.idle.clear()
+
+
+class _Committer:
+    """The thread that runs each batch's COMMIT, then calls back on the batch's loop.
+
+    A plain queue and one thread rather than an executor: a batch of one unit is the
+    common case at low load, and the executor's future chaining cost as much CPU as the
+    unit itself.
+    """
+
+    def __init__(self, commit: Callable[[_Batch], None]) -> None:
+        self._commit = commit
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ledger-commit", daemon=True)
+        self._thread.start()
+
+    def commit(self, batch: _Batch, loop: asyncio.AbstractEventLoop,
+               done: Callable[[BaseException | None], None]) -> None:
+        self._jobs.put((batch, loop, done))
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            batch, loop, done = job
+            failure: BaseException | None = None
+            try:
+                self._commit(batch)
+            except BaseException as e:
+                failure = e
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(done, failure)
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
 
 
 class _OwnLoop:
@@ -337,10 +370,7 @@ class Ledger:
         self._write_lock = threading.Lock()
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
         self._own: _OwnLoop | None = None
-        self._committer: concurrent.futures.ThreadPoolExecutor | None = None
-        if conn is not None:
-            self._committer = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix="ledger-commit")
+        self._committer = _Committer(self._commit) if conn is not None else None
 
     # --- opening and closing -------------------------------------------------------------
 
@@ -406,7 +436,7 @@ class Ledger:
                 self._conn.close()
                 self._conn = None
         if self._committer is not None:
-            self._committer.shutdown()
+            self._committer.stop()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

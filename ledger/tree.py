@@ -32,7 +32,11 @@ class TreeEdge:
         self._subtrees = list(subtrees)
 
     def copy(self) -> TreeEdge:
-        return TreeEdge(self.size, self._subtrees)
+        # A valid edge copies to a valid edge: no need to check it again (a batch copies
+        # the edge once per unit of work).
+        edge = TreeEdge.__new__(TreeEdge)
+        edge.size, edge._subtrees = self.size, list(self._subtrees)
+        return edge
 
     def append(self, leaf_hash: bytes) -> list[tuple[NodeId, bytes]]:
         """Add one leaf; return the interior nodes it completed, lowest first."""
