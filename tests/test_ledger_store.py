@@ -210,13 +210,15 @@ async def test_units_queued_while_a_batch_commits_share_the_next_commit(
         ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """Group commit: one COMMIT for every unit queued while the previous one ran."""
     commits: list[int] = []
-    real_commit = ledger._commit
+    committer = ledger._committer
+    assert committer is not None
+    real_commit = committer._commit
 
     def counting_commit(batch: Any) -> None:
         commits.append(len(batch.entries))
         real_commit(batch)
 
-    monkeypatch.setattr(ledger, "_commit", counting_commit)
+    monkeypatch.setattr(committer, "_commit", counting_commit)
     first = asyncio.ensure_future(ledger.append_async(event(0)))
     await asyncio.sleep(0)  # the first batch starts alone
     rest = [asyncio.ensure_future(ledger.append_async(event(n))) for n in range(1, 50)]
