@@ -79,12 +79,18 @@ class OutboxWorker(PeerWorker):
         super().__init__(node)
         self.wakeup = node.outbox_wakeup
         self._control_failures = 0
+        # Our control documents are made by admin commands, which refuse to run beside a
+        # running node: once all are delivered, none appears until the next start.
+        self._control_delivered = False
+        # A9.3: once an authority's list reached the peer it stays delivered.
+        self._lists_delivered: set[str] = set()
 
     async def step(self) -> float:
         node = self.node
         if node.trust.peer is None:
             return 5.0  # no peer directory yet: nothing can be sent
-        pending_control = await self._send_control()
+        pending_control = not self._control_delivered and await self._send_control()
+        self._control_delivered = not pending_control
         if pending_control:
             # Control documents go first (N10): retry them with backoff, send nothing else.
             self._control_failures += 1
@@ -136,15 +142,14 @@ class OutboxWorker(PeerWorker):
     def _cases_waiting_for_setup(self, rows: list[sqlite3.Row]) -> set[bytes]:
         """A9.3: requests of an authority whose list the peer has not got yet wait."""
         waiting: set[bytes] = set()
-        delivered: dict[str, bool] = {}
         for row in rows:
             authority = row["from_authority"]
-            if authority not in delivered:
-                delivered[authority] = self.node.reader.one(
-                    "SELECT 1 FROM signatory_lists WHERE authority = ? AND sent_at IS NOT NULL",
-                    authority) is not None
-            if not delivered[authority]:
-                waiting.add(row["case_id"])
+            if authority not in self._lists_delivered:
+                if self.node.reader.one("SELECT 1 FROM signatory_lists WHERE authority = ? "
+                                        "AND sent_at IS NOT NULL", authority) is None:
+                    waiting.add(row["case_id"])
+                    continue
+                self._lists_delivered.add(authority)
         return waiting
 
     async def _retry_later(self, batch: list[sqlite3.Row], code: str) -> None:

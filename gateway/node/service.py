@@ -352,14 +352,21 @@ class Node:
         now = self.clock()
         # Tasks start in order and each enqueues its unit before the next one runs, so
         # the units commit in batch order (the sender's outbox order within a case).
-        return list(await asyncio.gather(*(self._receive_one(sealed, now) for sealed in items)))
+        outcomes = await asyncio.gather(*(self._receive_one(sealed, now) for sealed in items))
+        if any(stored for _, stored in outcomes):
+            async with self.inbox_changed:
+                self.inbox_changed.notify_all()
+        return [answer for answer, _ in outcomes]
 
-    async def _receive_one(self, sealed: bytes, now: dt.datetime) -> dict[str, Any]:
+    async def _receive_one(self, sealed: bytes, now: dt.datetime
+                           ) -> tuple[dict[str, Any], bool]:
+        """The answer for one envelope of a batch, and whether it was newly stored."""
         header = None
         try:
             checked = self.verifier.verify(sealed, now)
             header, envelope_hash = checked.header, checked.envelope_hash
             done = self._existing(header.envelope_id, envelope_hash)
+            stored = done is None
             if done is None:
                 self._check_route(header, incoming=True)
                 done = await self.ledger.transact_async(
@@ -369,12 +376,10 @@ class Node:
                                    step="received_from_peer", kind=header.kind)
                 if header.kind == "termination_notice":
                     self.refresh_agreement()
-                async with self.inbox_changed:
-                    self.inbox_changed.notify_all()
             index, stored_at = done
             receipt = make_receipt("relay", self.party, header.envelope_id, envelope_hash,
                                    index, stored_at, self.node_key)
-            return {"receipt": base64.b64encode(receipt).decode("ascii")}
+            return {"receipt": base64.b64encode(receipt).decode("ascii")}, stored
         except LedgerError:
             raise  # our storage failed: a 503 for the whole batch, and the peer retries
         except CODED_ERRORS as e:
@@ -383,7 +388,7 @@ class Node:
                 code = "setup.no_signatory_list"  # A9.3: the peer's list never reached us
             await self._record_rejection(sealed, header, code, now)
             self.metrics.count("gateway_rejected_total", "Envelopes refused", code=code)
-            return {"code": code, "message": getattr(e, "message", str(e))}
+            return {"code": code, "message": getattr(e, "message", str(e))}, False
 
     def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                       envelope_hash: bytes, sealed: bytes, now: dt.datetime
