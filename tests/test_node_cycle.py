@@ -86,13 +86,13 @@ async def test_each_step_entry_records_its_case_move_A8_1(tmp_path: Path) -> Non
     """A8.1: every case transition is in the ledger, in the entry of the envelope that
     made it, on both sides (``case_from`` / ``case_to`` details)."""
     kz, by = homes(tmp_path)
-    async with serving(kz, by):
-        async with client(kz, "KZ-MVD") as kz_mvd, client(by, "BY-MVD") as by_mvd:
-            await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
-            page = await by_mvd.inbox(wait=10)
-            sealed, _ = await by_mvd.open(page["items"][0]["envelope_id"])
-            await by_mvd.send(to="KZ-MVD", kind="answer", body=ANSWER_BODY, in_reply_to=sealed)
-            await kz_mvd.inbox(wait=10)
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd, \
+            client(by, "BY-MVD") as by_mvd:
+        await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
+        page = await by_mvd.inbox(wait=10)
+        sealed, _ = await by_mvd.open(page["items"][0]["envelope_id"])
+        await by_mvd.send(to="KZ-MVD", kind="answer", body=ANSWER_BODY, in_reply_to=sealed)
+        await kz_mvd.inbox(wait=10)
 
     request = {"case_from": "none", "case_to": "received", "kind": "request"}
     answer = {"case_from": "received", "case_to": "answered", "kind": "answer"}

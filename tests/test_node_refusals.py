@@ -3,6 +3,7 @@ both nodes keep serving (issue 4, item 12)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ssl
 from pathlib import Path
@@ -120,6 +121,36 @@ async def test_forged_replayed_malformed_refused_with_codes_A9_3(tmp_path: Path)
         assert (await _post(kz_mvd, seal()))[0] == 202
     rows = store.Reader(kz.db_path).all("SELECT id FROM envelopes")
     assert len(rows) == 3
+
+
+async def test_concurrent_resubmissions_and_a_reused_case_id_A8_2(tmp_path: Path) -> None:
+    """The same envelope sent many times at once is stored once and every copy gets the
+    same receipt (the unit of work, not only the check before it, decides); a new
+    request that reuses an existing case id is refused (A8.2: a request opens a case)."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd:
+        directory = await kz_mvd.directory("BY")
+        recipient = directory.authority("BY-MVD", dt.datetime.now(dt.UTC)).encryption_key
+
+        def seal(**overrides):  # type: ignore[no-untyped-def]
+            args = dict(kind="request", sender="KZ-MVD", recipient="BY-MVD",
+                        body=REQUEST_BODY, signatory_key=kz_mvd.signatory_key(),
+                        recipient_key=recipient)
+            args.update(overrides)
+            return sdk.seal(**args)
+
+        good = seal()
+        answers = await asyncio.gather(*(_post(kz_mvd, good) for _ in range(8)))
+        assert {status for status, _ in answers} == {202}
+        assert all(answer == answers[0][1] for _, answer in answers)
+
+        reused = seal(case_id=sdk.inspect(good).case_id)
+        status, error = await _post(kz_mvd, reused)
+        assert (status, error["code"]) == (409, "case.exists")
+    rows = store.Reader(kz.db_path).all("SELECT id FROM envelopes")
+    assert [bytes(r["id"]) for r in rows] == [sdk.inspect(good).envelope_id]
+    cases = store.Reader(kz.db_path).all("SELECT case_id FROM cases")
+    assert len(cases) == 1
 
 
 async def test_peer_rechecks_everything_and_records_refusal_A9_3(tmp_path: Path) -> None:

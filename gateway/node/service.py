@@ -84,6 +84,17 @@ def _same_or_conflict(row: sqlite3.Row | None, envelope_hash: bytes
     return int(row["ledger_index"]), dt.datetime.fromisoformat(row["stored_at"])
 
 
+def _inserted(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> bool:
+    """Run an INSERT; False when the primary key is taken (the row exists already)."""
+    try:
+        db.execute(sql, params)
+    except sqlite3.IntegrityError as e:
+        if e.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY":
+            return False
+        raise
+    return True
+
+
 class Node:
     """One running node: its keys, ledger, trust and queues. Made by ``open_node``."""
 
@@ -212,22 +223,23 @@ class Node:
         (``_step_event``): one entry per envelope and side, the case move included."""
         if header.kind in case_rules.CASELESS_KINDS:
             return None
-        row = db.execute("SELECT * FROM cases WHERE case_id = ?", (header.case_id,)).fetchone()
         if header.kind in case_rules.OPENING_KINDS:
-            if row is not None:
-                raise case_rules.CaseError("a case with this id exists already",
-                                           code="case.exists")
             case = case_rules.open_case(header.case_id, header.kind, header.sender,
                                         header.recipient)
             received_on = due = None
             if received_here and header.kind == "request":
                 received_on, due = store.iso(now), store.iso(answer_due(now, self.party))
-            db.execute(
-                "INSERT INTO cases (case_id, state, requesting, requested, opened_by_kind, "
-                "opened_at, received_on, due, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (case.case_id, case.state, case.requesting, case.requested, header.kind,
-                 store.iso(now), received_on, due, store.iso(now)))
+            opened = store.iso(now)
+            if not _inserted(db,
+                             "INSERT INTO cases (case_id, state, requesting, requested, "
+                             "opened_by_kind, opened_at, received_on, due, updated_at) "
+                             "VALUES (?,?,?,?,?,?,?,?,?)",
+                             (case.case_id, case.state, case.requesting, case.requested,
+                              header.kind, opened, received_on, due, opened)):
+                raise case_rules.CaseError("a case with this id exists already",
+                                           code="case.exists")
             return "none", case.state
+        row = db.execute("SELECT * FROM cases WHERE case_id = ?", (header.case_id,)).fetchone()
         if row is None:
             raise case_rules.CaseError("no such case here", code="case.not_found")
         case = case_rules.Case(row["case_id"], row["state"], row["requesting"],
@@ -266,15 +278,24 @@ class Node:
                               envelope_id)
         return _same_or_conflict(row, envelope_hash)
 
-    def _insert_envelope(self, db: sqlite3.Connection, header: Header, envelope_hash: bytes,
-                         sealed: bytes, direction: str, now: dt.datetime, index: int) -> None:
-        db.execute(
-            "INSERT INTO envelopes (id, hash, kind, from_authority, to_authority, case_id, "
-            "in_reply_to, created, signatory_key_id, direction, stored_at, ledger_index, "
-            "size, sealed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (header.envelope_id, envelope_hash, header.kind, header.sender,
-             header.recipient, header.case_id, header.in_reply_to, store.iso(header.created),
-             header.signatory_key_id, direction, store.iso(now), index, len(sealed), sealed))
+    def _claim_envelope(self, db: sqlite3.Connection, index: int, header: Header,
+                        envelope_hash: bytes, sealed: bytes, direction: str,
+                        now: dt.datetime) -> tuple[int, dt.datetime] | None:
+        """Step 4 inside the unit: store the envelope row, naming ``index``, the ledger
+        entry the step appends next; or, when its id is taken (a concurrent resubmission
+        won), the earlier (index, stored_at), or ``envelope.conflict`` for other bytes."""
+        if _inserted(db,
+                     "INSERT INTO envelopes (id, hash, kind, from_authority, to_authority, "
+                     "case_id, in_reply_to, created, signatory_key_id, direction, stored_at, "
+                     "ledger_index, size, sealed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (header.envelope_id, envelope_hash, header.kind, header.sender,
+                      header.recipient, header.case_id, header.in_reply_to,
+                      store.iso(header.created), header.signatory_key_id, direction,
+                      store.iso(now), index, len(sealed), sealed)):
+            return None
+        row = db.execute("SELECT hash, ledger_index, stored_at FROM envelopes WHERE id = ?",
+                         (header.envelope_id,)).fetchone()
+        return _same_or_conflict(row, envelope_hash)
 
     def _event(self, type: str, header: Header, envelope_hash: bytes, now: dt.datetime,
                details: tuple[tuple[str, str | int], ...] = ()) -> Event:
@@ -327,17 +348,16 @@ class Node:
     def _submit_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                      envelope_hash: bytes, sealed: bytes, now: dt.datetime
                      ) -> tuple[int, dt.datetime]:
-        row = db.execute("SELECT hash, ledger_index, stored_at FROM envelopes WHERE id = ?",
-                         (header.envelope_id,)).fetchone()
-        earlier = _same_or_conflict(row, envelope_hash)  # a concurrent resubmission won
+        index = appender.size
+        earlier = self._claim_envelope(db, index, header, envelope_hash, sealed,
+                                       "outgoing", now)
         if earlier is not None:
             return earlier
         moved = self._case_step(db, header, now, received_here=False)
         appended = appender.append(self._step_event("submitted", header, envelope_hash, now,
                                                     moved))
+        assert appended.index == index, "the envelope row names its submitted entry"
         self._kind_events(appender, header, envelope_hash, now)
-        self._insert_envelope(db, header, envelope_hash, sealed, "outgoing", now,
-                              appended.index)
         db.execute("INSERT INTO outbox (envelope_id, case_id, case_from, case_to) "
                    "VALUES (?, ?, ?, ?)", (header.envelope_id, header.case_id,
                                            *(moved or (None, None))))
@@ -393,20 +413,19 @@ class Node:
     def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                       envelope_hash: bytes, sealed: bytes, now: dt.datetime
                       ) -> tuple[int, dt.datetime]:
-        row = db.execute("SELECT hash, ledger_index, stored_at FROM envelopes WHERE id = ?",
-                         (header.envelope_id,)).fetchone()
-        earlier = _same_or_conflict(row, envelope_hash)
+        index = appender.size
+        earlier = self._claim_envelope(db, index, header, envelope_hash, sealed,
+                                       "incoming", now)
         if earlier is not None:
             return earlier
         moved = self._case_step(db, header, now, received_here=True)
         appended = appender.append(self._step_event("received_from_peer", header,
                                                     envelope_hash, now, moved))
+        assert appended.index == index, "the envelope row names its received entry"
         self._kind_events(appender, header, envelope_hash, now)
         if header.kind == "termination_notice":
             record_termination(db, appender, received_at=now, receiving_party=self.party,
                                envelope_id=header.envelope_id)
-        self._insert_envelope(db, header, envelope_hash, sealed, "incoming", now,
-                              appended.index)
         db.execute("INSERT INTO inbox (envelope_id, authority) VALUES (?, ?)",
                    (header.envelope_id, header.recipient))
         return appended.index, now
