@@ -263,7 +263,10 @@ class _Batcher:
             batch = self.ledger._stage(units)
         except BaseException as e:
             self.ledger._write_lock.release()
-            self._done(units, e)
+            interrupted = not isinstance(e, Exception)
+            self._done(units, WriteFailed("interrupted") if interrupted else e)
+            if interrupted:
+                raise
             return
         assert self.ledger._committer is not None
         self.ledger._committer.commit(batch, self.loop, lambda e: self._done(units, e))
