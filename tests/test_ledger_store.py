@@ -351,3 +351,33 @@ def test_open_refuses_a_ledger_cut_below_its_checkpoint(path: Path) -> None:
     with pytest.raises(Truncated) as caught:
         Ledger.open(path, origin=ORIGIN, log_key=KEY)
     assert caught.value.index == 7
+
+
+async def test_a_thread_and_an_event_loop_write_at_once(path: Path, ledger: Ledger) -> None:
+    """Units from a thread (the ledger's own loop) and from this loop share one
+    connection: the write lock keeps their batches apart, and the order stays total."""
+    from_thread: list[int] = []
+
+    def thread_appends() -> None:
+        from_thread.extend(ledger.append(event(10_000 + n)).index for n in range(100))
+
+    thread = threading.Thread(target=thread_appends)
+    thread.start()
+    from_loop = []
+    for n in range(20):
+        got = await asyncio.gather(*(ledger.append_async(event(n * 10 + k)) for k in range(10)))
+        from_loop.extend(a.index for a in got)
+    await asyncio.to_thread(thread.join)
+    assert sorted(from_thread + from_loop) == list(range(300))
+    assert from_thread == sorted(from_thread) and from_loop == sorted(from_loop)
+    await ledger.drain()
+    ledger.close()
+    assert audit(path) == 300
+
+
+async def test_drain_waits_for_queued_units(ledger: Ledger) -> None:
+    pending = [asyncio.ensure_future(ledger.append_async(event(n))) for n in range(30)]
+    await asyncio.sleep(0)
+    await ledger.drain()
+    assert all(p.done() for p in pending)
+    assert ledger.size == 30
