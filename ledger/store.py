@@ -318,6 +318,33 @@ class _Committer:
         self._thread.join()
 
 
+class _Latch:
+    """Where a thread waits for its unit's outcome."""
+
+    __slots__ = ("_error", "_lock", "_result")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    def open(self, result: Any, error: BaseException | None) -> None:
+        self._result, self._error = result, error
+        self._lock.release()
+
+    def wait(self) -> Any:
+        self._lock.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _outcome(future: asyncio.Future[Any]) -> tuple[Any, BaseException | None]:
+    error = future.exception()
+    return (None, error) if error is not None else (future.result(), None)
+
+
 class _OwnLoop:
     """The ledger's own event loop, on a thread of its own, for callers without one."""
 
@@ -493,11 +520,19 @@ class Ledger:
             if self._own is None:
                 self._own = _OwnLoop()
             own = self._own
+        latch = _Latch()
+        own.loop.call_soon_threadsafe(self._queue_for, latch, events, fn)
+        return latch.wait()
 
-        async def queue_and_wait() -> Any:
-            return await self._queue(events, fn)
-
-        return asyncio.run_coroutine_threadsafe(queue_and_wait(), own.loop).result()
+    def _queue_for(self, latch: _Latch, events: Sequence[bytes] | None,
+                   fn: _Work | None) -> None:
+        """On the ledger's own loop: queue a thread's unit; its outcome opens ``latch``."""
+        try:
+            future = self._queue(events, fn)
+        except BaseException as e:
+            latch.open(None, e)
+            return
+        future.add_done_callback(lambda f: latch.open(*_outcome(f)))
 
     def append(self, event: Event) -> Appended:
         """Append one event; return once it is on disk."""
