@@ -185,6 +185,9 @@ class OutboxWorker(PeerWorker):
             outcomes.append((row, result.receipt, receipt, None))
 
         def unit(db: sqlite3.Connection, appender: Appender) -> None:
+            sent_at = store.iso(now)
+            sent: list[tuple[str, bytes, int]] = []
+            deadlines: list[tuple[str, str, bytes]] = []
             for row, raw, receipt, code in outcomes:
                 base = Event(type="forwarded" if raw else "rejected", time=now,
                              envelope_id=bytes(row["envelope_id"]), case_id=bytes(row["case_id"]),
@@ -195,8 +198,7 @@ class OutboxWorker(PeerWorker):
                                       ("code", code or "peer.refused")))
                 appender.append(base)
                 if raw:
-                    db.execute("UPDATE outbox SET sent_at = ?, peer_receipt = ?, "
-                               "last_error = NULL WHERE seq = ?", (store.iso(now), raw, row["seq"]))
+                    sent.append((sent_at, raw, row["seq"]))
                     if row["kind"] == "termination_notice":
                         record_termination(db, appender, received_at=receipt.time,
                                            receiving_party=node.trust.peer_directory.party,
@@ -204,14 +206,16 @@ class OutboxWorker(PeerWorker):
                     if row["kind"] == "request":
                         # A10.3 runs from the day the requested node received it.
                         due = answer_due(receipt.time, node.trust.peer_directory.party)
-                        db.execute("UPDATE cases SET received_on = ?, due = ? WHERE "
-                                   "case_id = ? AND received_on IS NULL",
-                                   (store.iso(receipt.time), store.iso(due),
-                                    bytes(row["case_id"])))
+                        deadlines.append((store.iso(receipt.time), store.iso(due),
+                                          bytes(row["case_id"])))
                 else:
                     db.execute("UPDATE outbox SET rejected = ? WHERE seq = ?",
                                (code or "peer.refused", row["seq"]))
                     undo_case_step(db, appender, row, now)
+            db.executemany("UPDATE outbox SET sent_at = ?, peer_receipt = ?, last_error = NULL "
+                           "WHERE seq = ?", sent)
+            db.executemany("UPDATE cases SET received_on = ?, due = ? WHERE case_id = ? AND "
+                           "received_on IS NULL", deadlines)
 
         if outcomes:
             await node.ledger.transact_async(unit)
