@@ -10,6 +10,7 @@ same mutated inputs and must agree on every one.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,17 @@ def test_generated_values_mutated_get_the_verdict_of_load_strict(
     i = data.draw(st.integers(0, len(plain) - 1))
     mutated = plain[:i] + bytes([data.draw(st.integers(0, 255))]) + plain[i + 1:]
     assert _new_verdict(_Sample, mutated) == _old_verdict(_Sample, mutated)
+
+
+@settings(max_examples=500, deadline=None)
+@given(time=st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+                         timezones=st.sampled_from([UTC, timezone(timedelta(hours=5)),
+                                                    timezone(timedelta(hours=-3, minutes=-30))])))
+def test_generalized_time_is_written_as_asn1crypto_writes_it(time: datetime) -> None:
+    """The codec writes a datetime's GeneralizedTime text itself (receipts: speed); it
+    must be byte for byte asn1crypto's, fractions and offsets included."""
+    compiled = der.codec(core.GeneralizedTime)
+    for microsecond in (time.microsecond, 0, 1, 10, 500000, 999999):
+        exact = time.replace(microsecond=microsecond)
+        assert compiled.dump(exact) == core.GeneralizedTime(exact).dump()
+        assert compiled.load(compiled.dump(exact)) == core.GeneralizedTime(exact).native
