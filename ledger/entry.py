@@ -109,7 +109,28 @@ def _check_authority(name: str, value: str | None) -> None:
         raise BadEvent(f"{name} is not an authority id like KZ-MVD")
 
 
+# Details made only of tokens repeat from event to event ((kind, request) …): the ones
+# found valid are kept, up to a bound, so that each is checked once.
+_VALID_DETAILS: dict[Details, Details] = {}
+_MAX_VALID_DETAILS = 4096
+
+
 def _checked_details(details: Any) -> Details:
+    if type(details) is tuple:
+        try:
+            known = _VALID_DETAILS.get(details)
+        except TypeError:  # unhashable: not made of tokens; checked below
+            known = None
+        if known is not None:
+            return known
+    pairs = _check_details(details)
+    if len(_VALID_DETAILS) < _MAX_VALID_DETAILS and \
+            all(type(value) is str for _key, value in pairs):
+        _VALID_DETAILS[pairs] = pairs
+    return pairs
+
+
+def _check_details(details: Any) -> Details:
     try:
         pairs = tuple((key, value) for key, value in details)
     except (TypeError, ValueError):
