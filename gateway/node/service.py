@@ -256,12 +256,8 @@ class Node:
         """The envelope's entry on this side, with its case move when there was one."""
         if moved is None:
             return self._event(type, header, envelope_hash, now)
-        return Event(type=type, time=now, envelope_id=header.envelope_id,
-                     case_id=header.case_id, from_authority=header.sender,
-                     to_authority=header.recipient, envelope_hash=envelope_hash,
-                     signatory_key_id=header.signatory_key_id,
-                     details=(("case_from", moved[0]), ("case_to", moved[1]),
-                              ("kind", header.kind)))
+        return self._event(type, header, envelope_hash, now,
+                           (("case_from", moved[0]), ("case_to", moved[1])))
 
     def _kind_events(self, appender: Appender, header: Header, envelope_hash: bytes,
                      now: dt.datetime) -> None:
@@ -303,7 +299,7 @@ class Node:
                      case_id=header.case_id, from_authority=header.sender,
                      to_authority=header.recipient, envelope_hash=envelope_hash,
                      signatory_key_id=header.signatory_key_id,
-                     details=(("kind", header.kind), *details))
+                     details=tuple(sorted((("kind", header.kind), *details))))
 
     # --- agency API -------------------------------------------------------------------
 
