@@ -381,3 +381,40 @@ async def test_drain_waits_for_queued_units(ledger: Ledger) -> None:
     await ledger.drain()
     assert all(p.done() for p in pending)
     assert ledger.size == 30
+
+
+class _FailingCommit:
+    """The write connection, except that the next COMMIT fails as a full or broken disk
+    would (a fault that cannot be made real here)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.armed = True
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and self.armed:
+            self.armed = False
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+async def test_a_failed_commit_fails_its_batch_and_the_next_one_goes_on(path: Path,
+                                                                      ledger: Ledger) -> None:
+    """Nothing is acknowledged that did not commit: every caller of the batch gets
+    ledger.write_failed, the tree does not move, and later batches commit normally."""
+    real = ledger._conn
+    assert real is not None
+    ledger._conn = _FailingCommit(real)  # type: ignore[assignment]
+    outcomes = await asyncio.gather(*(ledger.append_async(event(n)) for n in range(5)),
+                                    return_exceptions=True)
+    assert all(isinstance(o, WriteFailed) for o in outcomes)
+    assert ledger.size == 0
+    assert [a.index for a in await asyncio.gather(
+        *(ledger.append_async(event(n)) for n in range(3)))] == [0, 1, 2]
+    ledger._conn = real
+    await ledger.drain()
+    ledger.close()
+    assert audit(path) == 3
