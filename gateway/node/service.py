@@ -344,20 +344,32 @@ class Node:
     def _submit_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                      envelope_hash: bytes, sealed: bytes, now: dt.datetime
                      ) -> tuple[int, dt.datetime]:
+        index, stored_at, moved, fresh = self._record_step(db, appender, header, envelope_hash,
+                                                           sealed, now, incoming=False)
+        if fresh:
+            db.execute("INSERT INTO outbox (envelope_id, case_id, case_from, case_to) "
+                       "VALUES (?, ?, ?, ?)", (header.envelope_id, header.case_id,
+                                               *(moved or (None, None))))
+        return index, stored_at
+
+    def _record_step(self, db: sqlite3.Connection, appender: Appender, header: Header,
+                     envelope_hash: bytes, sealed: bytes, now: dt.datetime, *, incoming: bool
+                     ) -> tuple[int, dt.datetime, tuple[str, str] | None, bool]:
+        """What both sides' units share: the envelope row, the case move, the envelope's
+        entry and its kind's own events. (index, stored_at, case move, whether this copy
+        is new); an earlier copy (a concurrent resubmission won) is returned as it was."""
         index = appender.size
         earlier = self._claim_envelope(db, index, header, envelope_hash, sealed,
-                                       "outgoing", now)
+                                       "incoming" if incoming else "outgoing", now)
         if earlier is not None:
-            return earlier
-        moved = self._case_step(db, header, now, received_here=False)
-        appended = appender.append(self._step_event("submitted", header, envelope_hash, now,
-                                                    moved))
-        assert appended.index == index, "the envelope row names its submitted entry"
+            return (*earlier, None, False)
+        moved = self._case_step(db, header, now, received_here=incoming)
+        appended = appender.append(self._step_event(
+            "received_from_peer" if incoming else "submitted", header, envelope_hash, now,
+            moved))
+        assert appended.index == index, "the envelope row names the step's entry"
         self._kind_events(appender, header, envelope_hash, now)
-        db.execute("INSERT INTO outbox (envelope_id, case_id, case_from, case_to) "
-                   "VALUES (?, ?, ?, ?)", (header.envelope_id, header.case_id,
-                                           *(moved or (None, None))))
-        return appended.index, now
+        return index, now, moved, True
 
 
     # --- peer API ---------------------------------------------------------------------
@@ -409,22 +421,15 @@ class Node:
     def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                       envelope_hash: bytes, sealed: bytes, now: dt.datetime
                       ) -> tuple[int, dt.datetime]:
-        index = appender.size
-        earlier = self._claim_envelope(db, index, header, envelope_hash, sealed,
-                                       "incoming", now)
-        if earlier is not None:
-            return earlier
-        moved = self._case_step(db, header, now, received_here=True)
-        appended = appender.append(self._step_event("received_from_peer", header,
-                                                    envelope_hash, now, moved))
-        assert appended.index == index, "the envelope row names its received entry"
-        self._kind_events(appender, header, envelope_hash, now)
-        if header.kind == "termination_notice":
-            record_termination(db, appender, received_at=now, receiving_party=self.party,
-                               envelope_id=header.envelope_id)
-        db.execute("INSERT INTO inbox (envelope_id, authority) VALUES (?, ?)",
-                   (header.envelope_id, header.recipient))
-        return appended.index, now
+        index, stored_at, _moved, fresh = self._record_step(
+            db, appender, header, envelope_hash, sealed, now, incoming=True)
+        if fresh:
+            if header.kind == "termination_notice":
+                record_termination(db, appender, received_at=now, receiving_party=self.party,
+                                   envelope_id=header.envelope_id)
+            db.execute("INSERT INTO inbox (envelope_id, authority) VALUES (?, ?)",
+                       (header.envelope_id, header.recipient))
+        return index, stored_at
 
     async def _record_rejection(self, sealed: bytes, header: Header | None, code: str,
                                 now: dt.datetime) -> None:
