@@ -53,7 +53,7 @@ class NodeConfig:
     checkpoint_interval: float = 10.0       # seconds between signed checkpoints
     witness_interval: float = 10.0          # seconds between cosigning rounds
     outbox_batch: int = 256                 # envelopes per peer request at most
-    outbox_linger: float = 0.005            # seconds to let a small batch fill up
+    outbox_linger: float = 0.0              # seconds to let a small batch fill up
     retry_base: float = 0.5                 # seconds; doubles per failed attempt
     retry_cap: float = 300.0
     max_envelope_bytes: int = 64 * 1024 * 1024
@@ -137,8 +137,9 @@ def render_config(config: NodeConfig) -> str:
         f"checkpoint_interval = {config.checkpoint_interval}",
         f"witness_interval = {config.witness_interval}",
         f"outbox_batch = {config.outbox_batch}",
-        "# Wait this long for more envelopes before sending a small batch: one peer",
-        "# request (TLS, a signed answer) then carries several envelopes.",
+        "# Batches form by themselves while a peer request is in flight. A positive",
+        "# linger also waits this long for more envelopes before a small batch: fewer",
+        "# peer requests, each envelope later.",
         f"outbox_linger = {config.outbox_linger}",
         f"retry_base = {config.retry_base}",
         f"retry_cap = {config.retry_cap}",

@@ -99,8 +99,10 @@ class OutboxWorker(PeerWorker):
         self._control_failures = 0
         rows = self._listing()
         if 0 < len(rows) < node.config.outbox_batch // 4 and node.config.outbox_linger > 0:
-            # A few envelopes only: let concurrent submissions join them, so that one
-            # peer request and one signed answer carry several (N11).
+            # A few envelopes only, and the operator chose to wait: let concurrent
+            # submissions join them, so that one peer request carries several (N11).
+            # Off by default: batches already form while the previous request is in
+            # flight, and at 500 envelopes/s a 5 ms wait raised the p99 latency.
             await asyncio.sleep(node.config.outbox_linger)
             rows = self._listing()
         if not rows:
