@@ -412,6 +412,25 @@ def latency_line(label: str, values: list[float]) -> str:
             f"max {ms(max(values))}")
 
 
+def stages_line(sent: Sent, watch: InboxWatch, ids: list[bytes]) -> str:
+    """Where an envelope's time went, stage by stage (p50 / p99 of each stage on its
+    own). The BY node's ``stored_at`` is its wall clock when the peer request came in,
+    so the middle two stages compare two processes' wall clocks on one machine."""
+    def stage(values: list[float]) -> str:
+        return f"{ms(percentile(values, 50))} / {ms(percentile(values, 99))}"
+
+    done = [i for i in ids if i in sent.answered and i in watch.seen and i in watch.stored_at]
+    if not done:
+        return "stages: none measured"
+    # Per envelope: submit -> receipt, receipt -> BY stored_at, BY stored_at -> visible.
+    to_stored = {i: watch.stored_at[i] - sent.submitted_wall[i] for i in done}
+    accept = [sent.answered[i] - sent.submitted[i] for i in done]
+    arrive = [to_stored[i] - (sent.answered[i] - sent.submitted[i]) for i in done]
+    visible = [watch.seen[i] - sent.submitted[i] - to_stored[i] for i in done]
+    return (f"stages (p50 / p99): KZ accepts {stage(accept)}; KZ outbox -> BY peer request "
+            f"{stage(arrive)}; BY checks, commits, inbox poll {stage(visible)}")
+
+
 def middle_rate(times: list[float]) -> float:
     """Arrivals per second between the 10th and the 90th percentile arrival."""
     ordered = sorted(times)
@@ -654,6 +673,7 @@ async def node_phase(title: str, nodes: Nodes, children: Children, watch: InboxW
               "nodes are over capacity, and these latencies are mostly queueing")
     lower = [watch.stored_at[i] - sent.submitted_wall[i] for i in ids if i in watch.stored_at]
     print("  " + latency_line("submit -> BY stored_at (lower bound)", lower))
+    print("  " + stages_line(sent, watch, ids))
     for line in cpu.lines(len(seen)):
         print("  " + line)
     return Outcome(rate if arrived == len(ids) else 0.0, percentile(e2e, 99))
