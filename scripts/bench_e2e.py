@@ -22,6 +22,12 @@ polls the BY node's SQLite inbox (read-only) every 2 ms; the BY node's own ``sto
 gives a lower bound. CPU figures come from /proc (utime + stime of each process, and
 /proc/stat for the machine).
 
+These machines are shared and their speed drifts, within a run and between runs. So
+the bench prints, measured in the same run: raw Ed25519 rates on one core (against the
+figures of ../shared/MEASURED.md), the bare relay (above), and for the throughput phase
+the machine's ceiling: its cores divided by the CPU all the run's processes spent per
+envelope, the rate no spreading of the work over the cores could beat.
+
 ``--pin`` keeps the KZ node (and the relay) on core 0 and the BY node (and the receiver)
 on core 1. ``--profile`` runs instead a throughput phase with both nodes under cProfile
 (every thread, the ledger writer's included, timed by each thread's CPU clock) and
@@ -61,6 +67,7 @@ from typing import Any
 
 import aiohttp
 import nacl.pwhash
+import nacl.signing
 from aiohttp import web
 
 from gateway import sdk, tls
@@ -79,6 +86,7 @@ CORES = os.cpu_count() or 1
 GOAL_RATE = 1500.0
 GOAL_P99_MS = 50.0
 GOAL_SHARE = 0.30
+MEASURED_VERIFY, MEASURED_SIGN = 26_000, 67_000  # ../shared/MEASURED.md, 256 bytes
 
 
 # --- the envelopes -------------------------------------------------------------------
@@ -111,6 +119,24 @@ def seal_all(count: int, body: dict[str, Any], signatory: Any, recipient_key: An
                           signatory_key=signatory, recipient_key=recipient_key)
         out.append(Envelope(sdk.inspect(sealed).envelope_id, sealed))
     return out
+
+
+def libsodium_rates(seconds: float = 0.5) -> tuple[float, float]:
+    """Ed25519 verifications and signatures per second of a 256-byte message on one core,
+    now, as MEASURED.md states them: how fast this shared machine is during this run."""
+    key = nacl.signing.SigningKey.generate()
+    signed = key.sign(os.urandom(256))
+
+    def rate(call: Callable[[], object]) -> float:
+        count, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            for _ in range(50):
+                call()
+            count += 50
+        return count / elapsed
+
+    return (rate(lambda: key.verify_key.verify(signed)),
+            rate(lambda: key.sign(signed.message)))
 
 
 # --- CPU from /proc ------------------------------------------------------------------
@@ -623,6 +649,8 @@ async def start_nodes(root: Path, children: Children, profile_dir: Path | None,
 class Outcome:
     rate: float
     p99: float
+    #: CPU of every process of the run (nodes, client, watcher) per envelope, seconds.
+    cpu_per_envelope: float = 0.0
 
 
 def arrival_timeout(count: int) -> float:
@@ -676,7 +704,8 @@ async def node_phase(title: str, nodes: Nodes, children: Children, watch: InboxW
     print("  " + stages_line(sent, watch, ids))
     for line in cpu.lines(len(seen)):
         print("  " + line)
-    return Outcome(rate if arrived == len(ids) else 0.0, percentile(e2e, 99))
+    return Outcome(rate if arrived == len(ids) else 0.0, percentile(e2e, 99),
+                   sum(cpu.used.values()) / len(seen))
 
 
 async def run_nodes(root: Path, children: Children, args: argparse.Namespace,
@@ -743,6 +772,12 @@ def print_goals(bulk: Outcome, latency: Outcome | None, baseline: float | None,
     label = f"sustained rate, {args.concurrency} in flight:"
     print(f"  {label:<32}{bulk.rate:>8,.0f} /s   goal >= {GOAL_RATE:,.0f} /s"
           f"   {verdict(bulk.rate >= GOAL_RATE)}")
+    if bulk.cpu_per_envelope:
+        # However the work were spread over the cores, the run's processes cannot go
+        # faster than the cores' time divided by the CPU each envelope costs them.
+        ceiling = CORES / bulk.cpu_per_envelope
+        print(f"    (this machine's ceiling for this run: {ceiling:,.0f} /s = {CORES} cores / "
+              f"{bulk.cpu_per_envelope * 1e6:,.0f} us CPU per envelope in all its processes)")
     if latency is not None:
         p99 = latency.p99 * 1000
         label = f"p99 at {args.rate:,.0f}/s offered:"
@@ -886,6 +921,10 @@ async def bench(root: Path, children: Children, args: argparse.Namespace) -> int
     if args.pin:
         print("pinned: KZ node and relay on core 0, BY node and receiver on core 1; the bench "
               "client floats")
+    verify, sign = libsodium_rates()
+    print(f"raw libsodium in this run (one core): Ed25519 verify {verify:,.0f}/s, sign "
+          f"{sign:,.0f}/s (256 bytes); when the machines' figures were taken "
+          f"(../shared/MEASURED.md): ~{MEASURED_VERIFY:,}/s and ~{MEASURED_SIGN:,}/s")
 
     async def baseline(envelopes: list[Envelope], warmup: list[Envelope]) -> float:
         return await run_baseline(root, children, envelopes, warmup, args.concurrency,
