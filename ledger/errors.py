@@ -148,6 +148,12 @@ class WriteFailed(LedgerError):
     code = "ledger.write_failed"
 
 
+class UnitTransaction(LedgerError):
+    """A unit of work tried to begin, end or nest the batch's transaction."""
+
+    code = "ledger.unit_transaction"
+
+
 class ConcurrentWriter(LedgerError):
     code = "ledger.concurrent_writer"
 

@@ -67,6 +67,7 @@ from ledger.errors import (
     OutOfRange,
     ReadOnly,
     Truncated,
+    UnitTransaction,
     WriteFailed,
     WrongKey,
     WrongOrigin,
@@ -203,6 +204,45 @@ class _Batch:
 _Work = Callable[[sqlite3.Connection, Appender], Any]
 
 
+# The ledger's own transaction statements. A unit may not end or nest the transaction
+# (_TransactionGuard); the guard is asked only when a statement is prepared, and sqlite3
+# reuses a prepared statement of the same text, so these texts are not ones a unit would
+# write by chance.
+_BEGIN = "BEGIN IMMEDIATE TRANSACTION"
+_COMMIT = "COMMIT TRANSACTION"
+_ROLLBACK = "ROLLBACK TRANSACTION"
+_SAVEPOINT = "SAVEPOINT ledger_unit"
+_ROLLBACK_TO = "ROLLBACK TRANSACTION TO SAVEPOINT ledger_unit"
+_RELEASE = "RELEASE SAVEPOINT ledger_unit"
+
+
+class _TransactionGuard:
+    """The writer connection's SQLite authorizer: while a unit runs, no BEGIN, COMMIT,
+    ROLLBACK or savepoint. A unit that committed (``with db:``, ``db.commit()``,
+    ``executescript``) would make the rows of the units before it in the batch durable
+    without their ledger entries; refused when prepared, it fails as any unit fails,
+    alone, with its rows rolled back."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.refused = False
+
+    def __call__(self, action: int, *_: object) -> int:
+        if self.active and action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
+            self.refused = True
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    def explain(self, error: Exception) -> Exception:
+        """The unit's error, or ours if it was the refusal (sqlite3 says only "not
+        authorized")."""
+        if not self.refused:
+            return error
+        self.refused = False
+        return UnitTransaction("a unit of work may not begin, end or nest a transaction: "
+                               "the ledger's batch owns it")
+
+
 class _Unit:
     """One caller's work, its outcome once run, and the future its caller awaits."""
 
@@ -220,6 +260,11 @@ class _Unit:
         if self.future.done():
             return  # the caller was cancelled; the work is done all the same
         error = failure or self.error
+        if isinstance(error, StopIteration):
+            # A future refuses StopIteration (PEP 479): hand it over wrapped.
+            wrapped = RuntimeError("a unit of work raised StopIteration")
+            wrapped.__cause__ = error
+            error = wrapped
         if error is not None:
             self.future.set_exception(error)
         else:
@@ -401,6 +446,9 @@ class Ledger:
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
         self._own: _OwnLoop | None = None
         self._committer = _Committer(self._commit) if conn is not None else None
+        self._guard = _TransactionGuard()
+        if conn is not None:
+            conn.set_authorizer(self._guard)
 
     # --- opening and closing -------------------------------------------------------------
 
@@ -427,7 +475,7 @@ class Ledger:
             return cls(path, origin, None, None, TreeEdge(size, subtrees), last_leaf)
         conn = _connect_writer(path)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_BEGIN)
             create_tables(conn)
             meta = read_meta(conn)
             vkey = log_verifier(origin, log_key.verify_key).vkey
@@ -442,10 +490,10 @@ class Ledger:
             size, subtrees, last_leaf = _load_edge(conn)
             edge = TreeEdge(size, subtrees)
             _check_against_newest_checkpoint(conn, edge, origin, log_key.verify_key)
-            conn.execute("COMMIT")
+            conn.execute(_COMMIT)
         except BaseException:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                conn.execute(_ROLLBACK)
             conn.close()
             raise
         return cls(path, origin, log_key, conn, edge, last_leaf)
@@ -500,6 +548,9 @@ class Ledger:
             self._check_writable()
             batcher = self._batchers.get(loop)
             if batcher is None:
+                # A new loop: forget those closed since (tests and tools make many).
+                for old in [old for old in self._batchers if old.is_closed()]:
+                    del self._batchers[old]
                 batcher = self._batchers[loop] = _Batcher(self, loop)
         unit = _Unit(events, fn, loop.create_future())
         batcher.add(unit)
@@ -600,7 +651,7 @@ class Ledger:
         with self._state_lock:
             batch = _Batch(self._edge, self._last_leaf)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_BEGIN)
             for unit in units:
                 self._run_unit(conn, batch, unit)
             try:
@@ -626,7 +677,7 @@ class Ledger:
         try:
             assert conn is not None
             try:
-                conn.execute("COMMIT")
+                conn.execute(_COMMIT)
             except Exception as e:
                 raise self._failed(conn, e) from None
             with self._state_lock:
@@ -639,7 +690,7 @@ class Ledger:
         """The transaction is gone either way; every caller of the batch learns why."""
         with contextlib.suppress(sqlite3.Error):
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                conn.execute(_ROLLBACK)
         return error if isinstance(error, LedgerError) else WriteFailed(
             f"the ledger transaction failed ({type(error).__name__})")
 
@@ -651,24 +702,24 @@ class Ledger:
             return
         mark = batch.mark()
         appender = Appender(batch)
-        conn.execute("SAVEPOINT unit")
+        conn.execute(_SAVEPOINT)
         self._local.in_unit = True
+        self._guard.active, self._guard.refused = True, False
         try:
             unit.result = unit.fn(conn, appender)
-            if not conn.in_transaction:
-                raise WriteFailed("a unit of work ended the ledger's transaction")
         except Exception as e:
-            if not conn.in_transaction:
-                raise  # the whole batch is lost: _stage fails every unit
-            conn.execute("ROLLBACK TO unit")
-            conn.execute("RELEASE unit")
-            batch.restore(mark)
-            unit.error = e
-            return
+            unit.error = self._guard.explain(e)
         finally:
+            self._guard.active = False
             appender._batch = None
             self._local.in_unit = False
-        conn.execute("RELEASE unit")
+        if not conn.in_transaction:
+            # The guard sees statements only when prepared: an ending one can slip by.
+            raise WriteFailed("a unit of work ended the ledger's transaction")
+        if unit.error is not None:
+            conn.execute(_ROLLBACK_TO)
+            batch.restore(mark)
+        conn.execute(_RELEASE)
 
     # --- reading -------------------------------------------------------------------------
 

@@ -248,11 +248,66 @@ def test_a_unit_may_not_wait_for_another(ledger: Ledger) -> None:
     assert ledger.size == 0
 
 
+@pytest.mark.parametrize("escape", [
+    lambda db: db.execute("COMMIT"),
+    lambda db: db.execute("ROLLBACK"),
+    lambda db: db.execute("BEGIN"),
+    lambda db: db.execute("SAVEPOINT mine"),
+    lambda db: db.execute("ROLLBACK TO SAVEPOINT ledger_unit"),
+    lambda db: db.commit(),
+    lambda db: db.executescript("SELECT 1"),
+], ids=["commit", "rollback", "begin", "savepoint", "rollback_to", "commit()",
+        "executescript"])
+async def test_a_unit_may_not_end_or_nest_the_transaction(path: Path, ledger: Ledger,
+                                                          escape: Any) -> None:
+    """A unit that committed would make the rows of the units before it in the batch
+    durable without their ledger entries: it is refused when its statement is prepared,
+    and fails alone; the unit before it commits whole, rows and entry."""
+    await ledger.transact_async(lambda db, appender: db.execute("CREATE TABLE t (n INTEGER)"))
+
+    def before(db: sqlite3.Connection, appender: Appender) -> int:
+        db.execute("INSERT INTO t VALUES (1)")
+        return appender.append(event(1)).index
+
+    def escaping(db: sqlite3.Connection, appender: Appender) -> None:
+        appender.append(event(2))
+        db.execute("INSERT INTO t VALUES (2)")
+        escape(db)
+
+    outcomes = await asyncio.gather(ledger.transact_async(before),
+                                    ledger.transact_async(escaping), return_exceptions=True)
+    assert outcomes[0] == 0
+    assert isinstance(outcomes[1], LedgerError)
+    assert outcomes[1].code == "ledger.unit_transaction"
+    ledger.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT n FROM t").fetchall() == [(1,)]
+    assert audit(path) == 1
+
+
 def test_a_unit_that_ends_the_transaction_fails_its_batch(ledger: Ledger) -> None:
+    """If a unit still ends the transaction (the guard is asked only when a statement is
+    prepared, and the ledger's own COMMIT was prepared before), the batch fails whole,
+    and the writer goes on."""
+    ledger.append(event())  # the ledger's COMMIT is prepared now
     with pytest.raises(WriteFailed):
-        ledger.transact(lambda db, appender: (appender.append(event()), db.execute("COMMIT")))
-    assert ledger.size == 0
-    assert ledger.append(event()).index == 0  # and the writer goes on
+        ledger.transact(lambda db, appender: (appender.append(event()),
+                                              db.execute("COMMIT TRANSACTION")))
+    assert ledger.size == 1
+    assert ledger.append(event()).index == 1
+
+
+async def test_a_unit_raising_stop_iteration_fails_alone(ledger: Ledger) -> None:
+    """A future refuses StopIteration; the unit's caller gets it wrapped, and the other
+    callers of the batch and later writes go on."""
+    outcomes = await asyncio.gather(
+        ledger.transact_async(lambda db, appender: next(iter([]))),
+        ledger.append_async(event(1)), return_exceptions=True)
+    assert isinstance(outcomes[0], RuntimeError)
+    assert isinstance(outcomes[0].__cause__, StopIteration)
+    assert outcomes[1].index == 0
+    assert (await ledger.append_async(event(2))).index == 1
+    await asyncio.wait_for(ledger.drain(), 5)
 
 
 def test_appender_is_dead_after_its_unit(ledger: Ledger) -> None:
@@ -392,7 +447,7 @@ class _FailingCommit:
         self.armed = True
 
     def execute(self, sql: str, *args: Any) -> Any:
-        if sql == "COMMIT" and self.armed:
+        if sql.startswith("COMMIT") and self.armed:
             self.armed = False
             raise sqlite3.OperationalError("disk I/O error")
         return self._conn.execute(sql, *args)
@@ -418,3 +473,10 @@ async def test_a_failed_commit_fails_its_batch_and_the_next_one_goes_on(path: Pa
     await ledger.drain()
     ledger.close()
     assert audit(path) == 3
+
+
+def test_batchers_of_closed_loops_are_forgotten(ledger: Ledger) -> None:
+    for n in range(5):
+        asyncio.run(ledger.append_async(event(n)))
+    assert len(ledger._batchers) == 1
+    assert ledger.size == 5
