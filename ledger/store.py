@@ -293,13 +293,20 @@ class _Batcher:
             self.loop.call_soon(self._start)
 
     def _start(self) -> None:
-        lock = self.ledger._write_lock
-        if lock.acquire(blocking=False):
+        if self.ledger._write_lock.acquire(blocking=False):
             self._write()
         else:
             # Another loop's batch holds the connection: wait for it off this loop.
-            waiting = self.loop.run_in_executor(None, lock.acquire)
-            waiting.add_done_callback(lambda _: self._write())
+            self.loop.run_in_executor(None, self._acquire_then_write)
+
+    def _acquire_then_write(self) -> None:
+        """On an executor thread: take the write lock, then write on the loop, unless
+        the loop closed meanwhile (nobody is left to write its units or free the lock)."""
+        self.ledger._write_lock.acquire()
+        try:
+            self.loop.call_soon_threadsafe(self._write)
+        except RuntimeError:
+            self.ledger._write_lock.release()
 
     def _write(self) -> None:
         """With the write lock: run the queued units, then commit them off the loop."""
@@ -501,6 +508,8 @@ class Ledger:
     def close(self) -> None:
         """Finish the units queued by threads, wait for a batch being committed, close
         the connections. (An event loop's caller first awaits ``drain``.)"""
+        if getattr(self._local, "in_unit", False):
+            raise LedgerError("a unit of work may not close the ledger")
         with self._submit_lock:
             if self._closed:
                 return
@@ -570,9 +579,10 @@ class Ledger:
             self._check_writable()
             if self._own is None:
                 self._own = _OwnLoop()
-            own = self._own
-        latch = _Latch()
-        own.loop.call_soon_threadsafe(self._queue_for, latch, events, fn)
+            latch = _Latch()
+            # Under the lock: close() then drains the own loop after this unit is queued,
+            # never stops it before.
+            self._own.loop.call_soon_threadsafe(self._queue_for, latch, events, fn)
         return latch.wait()
 
     def _queue_for(self, latch: _Latch, events: Sequence[bytes] | None,

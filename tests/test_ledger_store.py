@@ -480,3 +480,53 @@ def test_batchers_of_closed_loops_are_forgotten(ledger: Ledger) -> None:
         asyncio.run(ledger.append_async(event(n)))
     assert len(ledger._batchers) == 1
     assert ledger.size == 5
+
+
+def finishes(fn: Any, seconds: float = 5.0) -> list[Any]:
+    """Run ``fn`` on a daemon thread: a regression that hangs fails the test instead of
+    stalling the run. Returns [result] or [exception]; [] if it did not finish."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(fn())
+        except Exception as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return outcome
+
+
+def test_a_unit_may_not_close_the_ledger(path: Path) -> None:
+    ledger = Ledger.open(path, origin=ORIGIN, log_key=KEY)  # closed below, or abandoned
+    outcome = finishes(lambda: ledger.transact(lambda db, appender: ledger.close()))
+    assert outcome and isinstance(outcome[0], LedgerError)
+    assert finishes(lambda: ledger.append(event()).index) == [0]
+    assert finishes(ledger.close) == [None]
+
+
+def test_a_loop_closed_while_waiting_for_the_write_lock_leaves_it_free(path: Path) -> None:
+    """A loop's batch waits for another's in an executor thread; if that loop is closed
+    meanwhile, the lock it then gets is given back, and the ledger goes on."""
+    ledger = Ledger.open(path, origin=ORIGIN, log_key=KEY)  # closed below, or abandoned
+    started, release = threading.Event(), threading.Event()
+
+    def slow(db: sqlite3.Connection, appender: Appender) -> None:
+        started.set()
+        release.wait(5)
+
+    holder = threading.Thread(target=lambda: ledger.transact(slow))
+    holder.start()
+    assert started.wait(5)
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(ledger.append_async(event(1)))
+    loop.run_until_complete(asyncio.sleep(0.05))  # its batch now waits for the lock
+    task.cancel()
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    release.set()
+    holder.join(5)
+    assert finishes(lambda: ledger.append(event(2)).index) == [0]
+    assert finishes(ledger.close) == [None]
