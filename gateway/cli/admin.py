@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,9 +16,21 @@ from gateway.admin import (
     verify_key_of,
 )
 from gateway.cli.common import echo_table, home_of, home_option, passphrase
+from gateway.node import admin_socket
 from keys import keyfile
 from keys.directory import root_fingerprint
-from keys.signatories import Signatory
+
+
+def change(home: Path, action: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One operator change: made by the running node through its admin socket (sent
+    to the peer at once), or here in the home of a stopped one (sent on start)."""
+    node_home, secret = home_of(home), passphrase()
+    done = admin_socket.send(node_home, action, args, secret)
+    if done is not None:
+        return {**done, "delivery": "the running node sends it to the peer now"}
+    with admin_session(node_home, secret) as session:
+        done = admin_socket.ACTIONS[action](session, args)
+    return {**done, "delivery": "queued for the peer (sent when the node starts)"}
 
 
 @click.group()
@@ -67,11 +80,11 @@ def authority() -> None:
 def authority_add(home: Path, authority_id: str, encryption_pub: Path,
                   name_ru: str | None, name_lat: str | None) -> None:
     """Add an authority, or give it a new key or name: a new directory version."""
-    with admin_session(home_of(home), passphrase()) as session:
-        added = session.add_authority(authority_id, encryption_key_of(encryption_pub),
-                                      name_ru, name_lat)
-        version = session.own_directory().version
-    click.echo(f"{added.id} in directory version {version}; queued for the peer")
+    done = change(home, "authority_add", {
+        "id": authority_id, "encryption_key": bytes(encryption_key_of(encryption_pub)).hex(),
+        "name_ru": name_ru, "name_lat": name_lat})
+    click.echo(f"{done['authority']} in directory version {done['directory_version']}; "
+               f"{done['delivery']}")
 
 
 @click.group()
@@ -93,13 +106,13 @@ def signatory_add(home: Path, authority: str, key_path: Path, name_cyrillic: str
                   name_latin: str, role: str, valid_until: dt.datetime | None) -> None:
     """Add a signatory: a new list version, in force now, sent to the peer at once."""
     until = valid_until.replace(tzinfo=dt.UTC) if valid_until else None
-    entry = Signatory(key=verify_key_of(key_path), name_cyrillic=name_cyrillic,
-                      name_latin=name_latin, role=role,  # type: ignore[arg-type]
-                      valid_from=now_seconds(), valid_until=until)
-    with admin_session(home_of(home), passphrase()) as session:
-        lst = session.add_signatory(authority, entry)
-    click.echo(f"{authority} signatory list version {lst.version}: "
-               f"{len(lst.signatories)} signatories; queued for the peer")
+    done = change(home, "signatory_add", {
+        "authority": authority, "key": bytes(verify_key_of(key_path)).hex(),
+        "name_cyrillic": name_cyrillic, "name_latin": name_latin, "role": role,
+        "valid_from": now_seconds().isoformat(),
+        "valid_until": until.isoformat() if until else None})
+    click.echo(f"{authority} signatory list version {done['version']}: "
+               f"{done['signatories']} signatories; {done['delivery']}")
 
 
 @signatory.command("revoke")
@@ -111,11 +124,12 @@ def signatory_revoke(home: Path, authority: str, key_id: str) -> None:
     try:
         raw = bytes.fromhex(key_id)
     except ValueError:
-        raise click.BadParameter("expected 32 hex digits", param_hint="--key-id") from None
-    with admin_session(home_of(home), passphrase()) as session:
-        lst = session.revoke_signatory(authority, raw)
-    click.echo(f"{authority} signatory list version {lst.version}: key {key_id} revoked; "
-               "queued for the peer")
+        raw = b""
+    if len(raw) != 16:
+        raise click.BadParameter("expected 32 hex digits", param_hint="--key-id")
+    done = change(home, "signatory_revoke", {"authority": authority, "key_id": raw.hex()})
+    click.echo(f"{authority} signatory list version {done['version']}: key {key_id} "
+               f"revoked; {done['delivery']}")
 
 
 @click.group()

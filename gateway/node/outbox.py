@@ -79,9 +79,10 @@ class OutboxWorker(PeerWorker):
         super().__init__(node)
         self.wakeup = node.outbox_wakeup
         self._control_failures = 0
-        # Our control documents are made by admin commands, which refuse to run beside a
-        # running node: once all are delivered, none appears until the next start.
-        self._control_delivered = False
+        # Our control documents are made by operator commands: before the node starts,
+        # or through its admin socket, which bumps node.control_generation. Once all
+        # were found delivered, none is looked for until the generation moves.
+        self._control_checked: int | None = None
         # A9.3: once an authority's list reached the peer it stays delivered.
         self._lists_delivered: set[str] = set()
 
@@ -89,8 +90,10 @@ class OutboxWorker(PeerWorker):
         node = self.node
         if node.trust.peer is None:
             return 5.0  # no peer directory yet: nothing can be sent
-        pending_control = not self._control_delivered and await self._send_control()
-        self._control_delivered = not pending_control
+        generation = node.control_generation
+        pending_control = generation != self._control_checked and await self._send_control()
+        if not pending_control:
+            self._control_checked = generation
         if pending_control:
             # Control documents go first (N10): retry them with backoff, send nothing else.
             self._control_failures += 1

@@ -23,6 +23,7 @@ from aiohttp import web
 from gateway import tls
 from gateway.config import parse_hostport
 from gateway.home import Home
+from gateway.node.admin_socket import SOCKET_NAME, start_admin_socket
 from gateway.node.app import create_app
 from gateway.node.appkeys import LISTENERS, NODE
 from gateway.node.trust import now_utc
@@ -60,6 +61,7 @@ async def serve(home: Home, passphrase: bytes, *,
         await runner.setup()
         node = app[NODE]
         addresses: dict[str, str] = {}
+        admin_socket = None
         try:
             agency_sock = _bind(config.agency_listen, "agency_listen")
             agency_context = tls.server_context(
@@ -79,6 +81,8 @@ async def serve(home: Home, passphrase: bytes, *,
                 addresses["peer_listen"] = _address(peer_sock)
             else:
                 log.warning("no peer directory imported: the peer listener is not started")
+            admin_socket = await start_admin_socket(node, {"handle_signals": False,
+                                                            "access_log": None})
             state = home.root / "serve.json"
             state.write_text(json.dumps({**addresses, "pid": os.getpid()}) + "\n")
             log.info("serving %s", addresses)
@@ -90,6 +94,9 @@ async def serve(home: Home, passphrase: bytes, *,
         finally:
             with suppress(FileNotFoundError):
                 (home.root / "serve.json").unlink()
+            if admin_socket is not None:
+                await admin_socket.cleanup()
+                (home.root / SOCKET_NAME).unlink(missing_ok=True)
             await runner.cleanup()
 
 

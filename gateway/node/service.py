@@ -114,6 +114,7 @@ class Node:
         self.trust: Trust = load_trust(self.reader.db, self.party)
         self.verifier = EnvelopeVerifier(self.trust.signatories)
         self.outbox_wakeup = asyncio.Event()
+        self.control_generation = 0
         self.inbox_changed = asyncio.Condition()
         self._workers: list[Worker] = []
         self.ends_at: dt.datetime | None = None
@@ -134,6 +135,12 @@ class Node:
         new_pem = self.trust.peer_tls_pem
         if self.peer_tls_context is not None and new_pem is not None and new_pem != old_pem:
             self.peer_tls_context.load_verify_locations(cadata=new_pem.decode("ascii"))
+
+    def control_documents_added(self) -> None:
+        """A directory or signatory list version was stored while we run (the admin
+        socket): the outbox looks for undelivered ones again, now (A9.4, A2.2)."""
+        self.control_generation += 1
+        self.outbox_wakeup.set()
 
     async def start_workers(self) -> None:
         from gateway.node.agreement import AgreementWorker

@@ -20,6 +20,8 @@ _EXACT = {
     "peer.bad_answer_signature": 502,
     "peer.unavailable": 503,
     "home.busy": 503,
+    "admin.wrong_passphrase": 403,
+    "admin.unknown_action": 404,
     "internal.error": 500,
 }
 _BY_PREFIX = {
