@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gateway.cli.main import cli
 from gateway.demo import ANSWER_BODY, REQUEST_BODY
 from gateway.node import store
-from gateway.node.outbox import backoff, pick_batch
+from gateway.node.outbox import backoff, pick_batch, until_first_due
 from tests.nodes import PASSPHRASE, client, eventually, homes, serving
 
 
@@ -35,6 +35,16 @@ def test_pick_batch_keeps_case_order() -> None:
     # Never more bytes than the peer takes in one request (one big envelope goes alone).
     assert [r["seq"] for r in pick_batch(rows, 50.0, 10, set(), max_bytes=25)] == [2, 4]
     assert [r["seq"] for r in pick_batch(rows, 50.0, 10, set(), max_bytes=5)] == [2]
+
+
+def test_the_worker_sleeps_until_a_first_row_comes_due() -> None:
+    """A later row already due waits for its case's first one, and so does the worker:
+    no waking every 50 ms while the first is in backoff (N11, N13)."""
+    rows = _rows((1, b"a", 300.0, 10), (2, b"a", 0.0, 10), (3, b"b", 120.0, 10))
+    assert until_first_due(rows, now=50.0, waiting=set()) == 70.0
+    assert until_first_due(rows, now=50.0, waiting={b"b"}) == 250.0
+    assert until_first_due(rows, now=50.0, waiting={b"a", b"b"}) == 5.0
+    assert until_first_due(rows, now=119.99, waiting=set()) == 0.05
 
 
 def test_backoff_is_bounded_full_jitter() -> None:

@@ -72,6 +72,17 @@ def pick_batch(rows: list[sqlite3.Row], now: float, limit: int,
     return picked
 
 
+def until_first_due(rows: list[sqlite3.Row], now: float, waiting: set[bytes]) -> float:
+    """Nothing could be sent: seconds until the first row of some case comes due. A
+    case's later rows wait for its first whatever their own time, so they do not count
+    (counting them woke the worker every 50 ms while a first row was in backoff)."""
+    first: dict[bytes, float] = {}
+    for row in rows:
+        if row["case_id"] not in waiting:
+            first.setdefault(row["case_id"], row["next_attempt"])
+    return max(0.05, min(first.values()) - now) if first else 5.0
+
+
 class OutboxWorker(PeerWorker):
     name = "outbox"
 
@@ -115,8 +126,7 @@ class OutboxWorker(PeerWorker):
         batch = pick_batch(rows, now, node.config.outbox_batch, set(waiting),
                            min(BATCH_BYTES, node.config.max_envelope_bytes))
         if not batch:
-            due = [r["next_attempt"] for r in rows if r["case_id"] not in waiting]
-            return max(0.05, min(due) - now) if due else 5.0
+            return until_first_due(rows, now, waiting)
         try:
             results = await (await self.peer()).send_envelopes(self._sealed(batch))
         except (PeerUnavailable, PeerRefused, AnswerError) as e:
