@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -495,3 +497,41 @@ async def test_crossing_withdrawal_and_answer_leave_one_case_state_A10_3(tmp_pat
     refused = sum(store.Reader(h.db_path).one(
         "SELECT count(*) FROM outbox WHERE rejected IS NOT NULL")[0] for h in (kz, by))
     assert len(undone) == refused == (2 if states["KZ"] == "received" else 1)
+
+
+async def test_a_refused_chain_of_steps_is_undone_to_its_start_A10_2_A10_3(tmp_path: Path
+                                                                           ) -> None:
+    """Two steps queued while the link was down (a postponement, then an answer) cross a
+    withdrawal; the peer refuses both, so the case goes back to where the first started,
+    not to the state between them, which the peer never saw: both sides end in one state."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd, \
+            client(by, "BY-MVD") as by_mvd:
+        x = Exchange(kz_mvd, by_mvd)
+        sent = await x.request()
+        request = x.last
+    async with serving(kz, exchanged=False), client(kz, "KZ-MVD") as kz_mvd:
+        await kz_mvd.send(to="BY-MVD", kind="withdrawal", body=body("withdrawal"),
+                          in_reply_to=request)
+    async with serving(by, exchanged=False), client(by, "BY-MVD") as by_mvd:
+        for kind in ("postponement", "answer"):
+            await by_mvd.send(to="KZ-MVD", kind=kind, body=body(kind), in_reply_to=request)
+    # Both outboxes in backoff until the same instant, as when a partition heals: each
+    # side's steps reach the other after its own moved on.
+    at = time.time() + 2
+    for home in (kz, by):
+        with sqlite3.connect(home.db_path) as db:
+            db.execute("UPDATE outbox SET attempts = 3, next_attempt = ? WHERE sent_at IS NULL",
+                       (at,))
+
+    def settled() -> bool:
+        return [store.Reader(h.db_path).one(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND rejected IS NULL")[0]
+            for h in (kz, by)] == [0, 0]
+
+    async with serving(kz, by):
+        await eventually(settled, what="both outboxes settled")
+    states = {h.config().party: store.Reader(h.db_path).one(
+        "SELECT state FROM cases WHERE case_id = ?", bytes.fromhex(sent["case_id"]))["state"]
+        for h in (kz, by)}
+    assert states["KZ"] == states["BY"], states

@@ -279,6 +279,7 @@ def undo_case_step(db: sqlite3.Connection, appender: Appender, row: sqlite3.Row,
     before, after = row["case_from"], row["case_to"]
     if not after or before in (None, "none"):
         return
+    before = _before_refused_run(db, row["seq"], bytes(row["case_id"]), before)
     moved = db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE case_id = ? AND "
                        "state = ?", (before, store.iso(now), bytes(row["case_id"]), after))
     if moved.rowcount:
@@ -287,6 +288,23 @@ def undo_case_step(db: sqlite3.Connection, appender: Appender, row: sqlite3.Row,
             case_id=bytes(row["case_id"]), from_authority=row["from_authority"],
             details=(("from", after), ("kind", row["kind"]), ("reason", "peer_refused"),
                      ("to", before))))
+
+
+def _before_refused_run(db: sqlite3.Connection, seq: int, case_id: bytes, before: str) -> str:
+    """The state before a run of our own moves of this case that the peer all refused,
+    ending with the one at ``seq``, each made on top of the one before it (a
+    postponement, then an answer, both queued while the link was down). The peer took
+    none of them, so the case goes back to where the first one started: undoing only the
+    last would leave a state (postponed) the peer never saw."""
+    earlier = db.execute(
+        "SELECT case_from, case_to, rejected FROM outbox WHERE case_id = ? AND seq < ? "
+        "ORDER BY seq DESC", (case_id, seq))
+    for row in earlier:
+        if row["rejected"] is None or row["case_to"] != before \
+                or row["case_from"] in (None, "none"):
+            break  # relayed (the peer has it), or not the move ours was built on
+        before = row["case_from"]
+    return str(before)
 
 
 async def record_control_delivered(node: Node, kind: str, row: sqlite3.Row, raw: bytes,
