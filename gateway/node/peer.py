@@ -8,6 +8,7 @@ anything in it is believed.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import ssl
 from dataclasses import dataclass
@@ -27,12 +28,21 @@ if TYPE_CHECKING:
     from gateway.node.service import Node
 
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
+#: The largest answer read: a batch answer of 1,024 receipts is about 1.5 MB.
+MAX_ANSWER = 4 * 1024 * 1024
 
 
 class PeerUnavailable(GatewayError):
     """The peer could not be reached or answered 5xx: try again later."""
 
     code = "peer.unavailable"
+
+
+class BadAnswer(PeerUnavailable):
+    """The peer's signed answer is too large or not what the call expects: retried like
+    an unreachable peer (with backoff, its code in the queue), never believed."""
+
+    code = "peer.bad_answer"
 
 
 class PeerRefused(GatewayError):
@@ -55,6 +65,28 @@ def _code(value: object) -> str:
     return "peer.bad_code"
 
 
+def _base64(value: object) -> bytes:
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            pass
+    raise BadAnswer("peer answered a value that is not base64")
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The answer body, refused as soon as it passes ``limit`` (never buffered whole)."""
+    if response.content_length is not None and response.content_length > limit:
+        raise BadAnswer(f"peer answer over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BadAnswer(f"peer answer over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class PeerClient:
     def __init__(self, url: str, context: ssl.SSLContext, peer_node_key: VerifyKey) -> None:
         self._url = url.rstrip("/")
@@ -71,7 +103,7 @@ class PeerClient:
         try:
             async with self._session.request(method, self._url + path, data=body or None,
                                              headers=headers) as response:
-                answer = await response.read()
+                answer = await _read_at_most(response, MAX_ANSWER)
                 status = response.status
                 signature = response.headers.get(HEADER)
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
@@ -80,7 +112,9 @@ class PeerClient:
         try:
             document = json.loads(answer)
         except ValueError:
-            raise PeerUnavailable(f"peer answered {status} without JSON") from None
+            raise BadAnswer(f"peer answered {status} without JSON") from None
+        if not isinstance(document, dict):
+            raise BadAnswer(f"peer answered {status} with JSON that is not an object")
         if status >= 500:
             raise PeerUnavailable(f"peer answered {status}: {document.get('code')}")
         if status >= 400:
@@ -94,8 +128,10 @@ class PeerClient:
             raise PeerUnavailable("peer answered a batch with the wrong number of results")
         out = []
         for item in results:
+            if not isinstance(item, dict):
+                raise BadAnswer("peer answered a batch result that is not an object")
             if "receipt" in item:
-                out.append(ItemResult(base64.b64decode(item["receipt"], validate=True)))
+                out.append(ItemResult(_base64(item["receipt"])))
             else:
                 out.append(ItemResult(None, _code(item.get("code"))))
         return out
@@ -103,13 +139,15 @@ class PeerClient:
     async def send_control(self, kind: str, document: bytes) -> bytes:
         """Send a signed control document (signatory list, directory); the receipt."""
         answer = await self._call("POST", f"/peer/v1/control/{kind}", document)
-        return base64.b64decode(answer["receipt"], validate=True)
+        return _base64(answer.get("receipt"))
 
     async def checkpoint(self, old_size: int) -> tuple[str, list[bytes]]:
         """The peer's newest checkpoint and a consistency proof from ``old_size``."""
         answer = await self._call("GET", f"/peer/v1/checkpoint?old={old_size}")
-        proof = [base64.b64decode(p, validate=True) for p in answer["proof"]]
-        return str(answer["checkpoint"]), proof
+        proof, note = answer.get("proof"), answer.get("checkpoint")
+        if not isinstance(proof, list) or not isinstance(note, str):
+            raise BadAnswer("peer answered a checkpoint without its note or proof")
+        return note, [_base64(p) for p in proof]
 
     async def cosign(self, size: int, cosignature: str) -> None:
         body = json.dumps({"size": size, "cosignature": cosignature}).encode()
