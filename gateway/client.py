@@ -10,13 +10,15 @@ A profile (written by ``gateway agency enroll``) is a directory::
 
 The client seals and opens with the SDK; the node never sees a private key of the
 authority. Directories and signatory lists come from the node, but the SDK checks
-each signatory list against the issuing Party's root key itself.
+each signatory list against the issuing Party's root key itself, and ``send`` checks the
+submission receipt against the node key of the own Party's pinned directory.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from gateway import sdk, tls
 from gateway.errors import GatewayError
 from gateway.node.trust import read_directory_file
 from gateway.onward import OnwardStore
+from gateway.receipt import Receipt, ReceiptError, verify_receipt
 from keys import keyfile
 from keys.directory import PartyDirectory, decode_directory
 from keys.signatories import SignatoryRegistry, decode_signatory_list
@@ -39,6 +42,33 @@ TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
 
 class ClientError(GatewayError):
     code = "client.error"
+
+
+def check_submission_receipt(answer: dict[str, Any], sealed: bytes,
+                             node_key: VerifyKey) -> Receipt:
+    """The node's answer to ``POST /v1/envelopes`` holds a submission receipt, signed by
+    ``node_key``, for exactly ``sealed`` (id and hash) at the ledger index the answer
+    names; the receipt, or ``client.bad_receipt``. Evidence that does not check is
+    worth nothing, so the agency must learn at once that it has none."""
+    header = sdk.inspect(sealed)
+    envelope_hash = hashlib.sha256(sealed).digest()
+    try:
+        raw = base64.b64decode(answer["receipt"], validate=True)
+        index, named = answer["ledger_index"], (answer["envelope_id"], answer["envelope_hash"])
+    except (KeyError, TypeError, ValueError):  # binascii.Error is a ValueError
+        raise ClientError("the node's answer holds no readable submission receipt",
+                          code="client.bad_receipt") from None
+    try:
+        receipt = verify_receipt(raw, node_key, type="submission", subject_hash=envelope_hash)
+    except ReceiptError as e:
+        raise ClientError(f"the node's submission receipt does not check ({e.code})",
+                          code="client.bad_receipt") from None
+    if (receipt.subject_id != header.envelope_id or type(index) is not int
+            or receipt.ledger_index != index
+            or named != (header.envelope_id.hex(), envelope_hash.hex())):
+        raise ClientError("the submission receipt or the answer names another envelope or "
+                          "ledger entry than this one", code="client.bad_receipt")
+    return receipt
 
 
 @dataclass(frozen=True)
@@ -201,7 +231,10 @@ class AgencyClient:
     async def send(self, *, to: str, kind: str, body: dict[str, Any],
                    in_reply_to: bytes | None = None,
                    now: dt.datetime | None = None) -> dict[str, Any]:
-        """Seal ``body`` for authority ``to`` and submit it; the submission receipt.
+        """Seal ``body`` for authority ``to`` and submit it; the submission receipt,
+        checked against the node key of our own Party's pinned directory
+        (``client.bad_receipt`` when it does not check: the node may have accepted the
+        envelope, but the agency holds no evidence of it).
 
         Refuses (``consent.required``) to pass person data received from one authority
         to any other without that authority's recorded consent (A11.2, A11.3).
@@ -209,11 +242,13 @@ class AgencyClient:
         self.onward().check_send(to, body)
         directory = await self.directory(to[:2])
         recipient = directory.authority(to, dt.datetime.now(dt.UTC))
+        node_key = (await self.directory(self.profile.party)).node.node_key
         sealed = sdk.seal(kind=kind, sender=self.profile.authority, recipient=to, body=body,
                           signatory_key=self.signatory_key(),
                           recipient_key=recipient.encryption_key, in_reply_to=in_reply_to,
                           now=now)
         result = await self.submit(sealed)
+        check_submission_receipt(result, sealed, node_key)
         result["case_id"] = sdk.inspect(sealed).case_id.hex()
         return result
 

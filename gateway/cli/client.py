@@ -43,7 +43,7 @@ def client(ctx: click.Context, profile_dir: Path) -> None:
 @click.option("--in-reply-to", default=None, help="Envelope id (hex) this answers.")
 @click.pass_obj
 def send(profile: Profile, to: str, kind: str, payload: Path, in_reply_to: str | None) -> None:
-    """Seal and send; prints the signed submission receipt."""
+    """Seal and send; prints the submission receipt, checked against the node key."""
     try:
         body = json.loads(payload.read_text(encoding="utf-8"))
     except ValueError:
