@@ -257,6 +257,58 @@ class AdminSession:
 
     # --- agency enrolment -------------------------------------------------------------
 
+    def _record_certificate(self, authority: str, sha256: bytes) -> None:
+        """Keep the fingerprint of a client certificate issued, so that it can be
+        revoked by authority without its file."""
+        now = dt.datetime.now(dt.UTC)
+
+        def unit(db: sqlite3.Connection, appender: Appender) -> None:
+            db.execute("INSERT INTO agency_certificates (sha256, authority, issued_at) "
+                       "VALUES (?, ?, ?)", (sha256, authority, store.iso(now)))
+            appender.append(Event(
+                type="operator_action", time=now, from_authority=authority,
+                details=(("action", "agency_certificate_issued"),
+                         ("certificate", sha256.hex()))))
+
+        self.transact(unit)
+
+    def revoke_certificates(self, authority: str, sha256: bytes | None = None) -> list[bytes]:
+        """Revoke one client certificate of ``authority`` (by the SHA-256 of its DER:
+        issued before fingerprints were kept, or by another node of ours, it is added),
+        or with None every one issued to it and not yet revoked. The agency listener
+        refuses them from the next request on, open connections included."""
+        now = dt.datetime.now(dt.UTC)
+
+        def unit(db: sqlite3.Connection, appender: Appender) -> list[bytes]:
+            if sha256 is not None:
+                row = db.execute("SELECT authority, revoked_at FROM agency_certificates "
+                                 "WHERE sha256 = ?", (sha256,)).fetchone()
+                if row is not None and row["authority"] != authority:
+                    raise AdminError("that certificate was issued to another authority",
+                                     code="admin.wrong_authority")
+                if row is None:
+                    db.execute("INSERT INTO agency_certificates (sha256, authority) "
+                               "VALUES (?, ?)", (sha256, authority))
+                targets = [] if row is not None and row["revoked_at"] else [sha256]
+            else:
+                targets = [bytes(r[0]) for r in db.execute(
+                    "SELECT sha256 FROM agency_certificates WHERE authority = ? AND "
+                    "revoked_at IS NULL ORDER BY issued_at", (authority,))]
+            if not targets:
+                raise AdminError(f"no certificate of {authority} left to revoke",
+                                 code="admin.nothing_to_revoke")
+            for target in targets:
+                db.execute("UPDATE agency_certificates SET revoked_at = ? WHERE sha256 = ?",
+                           (store.iso(now), target))
+                appender.append(Event(
+                    type="operator_action", time=now, from_authority=authority,
+                    details=(("action", "agency_certificate_revoked"),
+                             ("certificate", target.hex()))))
+            return targets
+
+        revoked: list[bytes] = self.transact(unit)
+        return revoked
+
     def enroll(self, authority: str, out: Path, *, signatory_name_cyrillic: str,
                signatory_name_latin: str, role: str = "authorised",
                name_ru: str | None = None, name_lat: str | None = None,
@@ -285,6 +337,7 @@ class AdminSession:
         ca = tls.Issued(self.home.agency_ca_certificate.read_bytes(),
                         self.home.agency_ca_key.read_bytes())
         client = tls.issue_agency_certificate(ca, self.passphrase, authority, secret)
+        self._record_certificate(authority, tls.fingerprint(client.certificate_pem))
         (out / "tls.pem").write_bytes(client.certificate_pem)
         tls.write_private(out / "tls.key", client.key_pem)
         (out / "node.pem").write_bytes(self.home.tls_certificate.read_bytes())

@@ -45,12 +45,18 @@ class Issued:
     key_pem: bytes  # encrypted with the passphrase given to the issuing call
 
 
-def fingerprint(certificate_pem_or_der: bytes) -> bytes:
-    """SHA-256 of the certificate's DER encoding (what the directory pins)."""
+def der_of(certificate_pem_or_der: bytes) -> bytes:
+    """A certificate's DER encoding, given PEM or DER (ValueError if PEM that does not
+    parse)."""
     der = certificate_pem_or_der
     if der.lstrip().startswith(b"-----BEGIN"):
         der = x509.load_pem_x509_certificate(der).public_bytes(serialization.Encoding.DER)
-    return hashlib.sha256(der).digest()
+    return der
+
+
+def fingerprint(certificate_pem_or_der: bytes) -> bytes:
+    """SHA-256 of the certificate's DER encoding (what the directory pins)."""
+    return hashlib.sha256(der_of(certificate_pem_or_der)).digest()
 
 
 def _key_pem(key: Ed25519PrivateKey, passphrase: bytes) -> bytes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import os
 import ssl
 from pathlib import Path
 
@@ -13,11 +15,12 @@ import pytest
 from nacl.signing import SigningKey
 
 from gateway import sdk, tls
-from gateway.demo import REQUEST_BODY
+from gateway.demo import ANSWER_BODY, REQUEST_BODY
+from gateway.envelope.seal import InReplyTo, seal_envelope
 from gateway.node import store
 from gateway.node.peer import PeerClient
 from gateway.node.trust import load_trust
-from tests.nodes import PASSPHRASE, client, homes, serving
+from tests.nodes import PASSPHRASE, client, eventually, homes, serving
 
 REFUSED = (aiohttp.ClientConnectionError, aiohttp.ClientSSLError, ssl.SSLError,
            ConnectionResetError)
@@ -202,3 +205,94 @@ async def test_client_pins_party_roots_so_a_node_cannot_swap_keys(tmp_path: Path
         with pytest.raises(Exception) as info:
             await kz_mvd.directory("BY")
         assert getattr(info.value, "code", "") == "keys.root_mismatch"
+
+
+async def test_query_numbers_are_ascii_digits_of_bounded_length(tmp_path: Path) -> None:
+    """A query number that str.isdigit() takes but int() refuses ("²"), or one longer
+    than int() parses (5,000 digits), is a 400 like a negative cursor, never a 500."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd:
+        assert kz_mvd._session is not None
+
+        async def inbox(query: str) -> tuple[int, str]:
+            url = f"{kz_mvd.profile.node_url}/v1/inbox?{query}"
+            async with kz_mvd._session.get(url) as r:
+                return r.status, (await r.json()).get("code", "")
+
+        negative = await inbox("after=-1")
+        assert negative == (400, "http.400")
+        for query in ("after=%C2%B2", "after=" + "9" * 5000, "limit=%D9%A3"):
+            assert await inbox(query) == negative, query
+        assert await inbox("after=0") == (200, "")
+
+
+async def test_an_answer_must_name_a_request_of_its_case_A10_3(tmp_path: Path) -> None:
+    """A10.3: the requested Party informs the requesting Party of the results of *that*
+    request. An answer naming an envelope the node does not hold, a held one with
+    another hash, or one of another case is refused (``case.bad_reply_reference``) on
+    the agency API and on the peer API, and moves no case; a true answer still works."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by) as (kz_node, _by_node), client(kz, "KZ-MVD") as kz_mvd, \
+            client(by, "BY-MVD") as by_mvd:
+        sent = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
+        other = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
+        case_id = bytes.fromhex(sent["case_id"])
+        await eventually(lambda: len(store.Reader(by.db_path).all("SELECT 1 FROM inbox")) == 2,
+                         what="both requests at BY")
+        request, _ = await by_mvd.open(sent["envelope_id"])
+        kz_key = (await by_mvd.directory("KZ")).authority(
+            "KZ-MVD", dt.datetime.now(dt.UTC)).encryption_key
+
+        def answer(envelope_id: bytes, envelope_hash: bytes) -> bytes:
+            return seal_envelope(kind="answer", sender="BY-MVD", recipient="KZ-MVD",
+                                 body=ANSWER_BODY, signatory_key=by_mvd.signatory_key(),
+                                 recipient_key=kz_key, now=dt.datetime.now(dt.UTC),
+                                 in_reply_to=InReplyTo(envelope_id, envelope_hash, case_id))
+
+        bogus = [answer(os.urandom(16), os.urandom(32)),  # held by no one
+                 answer(bytes.fromhex(sent["envelope_id"]), bytes(32)),  # another hash
+                 answer(bytes.fromhex(other["envelope_id"]),              # another case
+                        bytes.fromhex(other["envelope_hash"]))]
+        for sealed in bogus:  # the agency API (BY's own agency)
+            status, error = await _post(by_mvd, sealed)
+            assert (status, error["code"]) == (409, "case.bad_reply_reference")
+
+        trust = load_trust(store.Reader(by.db_path).db, "BY")
+        context = tls.client_context(trust.peer_tls_pem, certificate=by.tls_certificate,
+                                     key=by.tls_key, passphrase=PASSPHRASE)
+        peer = PeerClient("https://" + kz_node.addresses["peer_listen"], context,
+                          kz.public_key("node"))
+        try:  # the peer API (as if BY's node had let them through)
+            results = await peer.send_envelopes(bogus)
+        finally:
+            await peer.close()
+        assert [r.code for r in results] == ["case.bad_reply_reference"] * 3
+
+        for home in (kz, by):
+            case = store.Reader(home.db_path).one(
+                "SELECT state FROM cases WHERE case_id = ?", case_id)
+            assert case["state"] == "received"
+        assert store.Reader(kz.db_path).all("SELECT 1 FROM inbox") == []
+
+        true = await by_mvd.send(to="KZ-MVD", kind="answer", body=ANSWER_BODY,
+                                 in_reply_to=request)
+        page = await kz_mvd.inbox(wait=10)
+        assert [i["envelope_id"] for i in page["items"]] == [true["envelope_id"]]
+        assert (await kz_mvd.case(sent["case_id"]))["state"] == "answered"
+
+    from ledger.store import Ledger
+
+    refused = {hashlib.sha256(sealed).digest() for sealed in bogus}
+    for home, rejected in ((by, 0), (kz, 3)):
+        ledger = Ledger.open(home.db_path, origin=home.origin(), log_key=None)
+        try:
+            events = [e.event for e in ledger.entries(0, ledger.size)
+                      if e.event.envelope_hash in refused]
+        finally:
+            ledger.close()
+        # BY's agency API kept nothing; KZ's peer API kept only the refusal evidence (N7).
+        assert len(events) == rejected
+        assert all(e.type == "rejected" and dict(e.details)["code"] ==
+                   "case.bad_reply_reference" for e in events)
+        kinds = store.Reader(home.db_path).all("SELECT kind FROM envelopes")
+        assert sorted(r["kind"] for r in kinds) == ["answer", "request", "request"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from gateway import tls
 from gateway.admin import (
     admin_session,
     encryption_key_of,
@@ -181,16 +182,45 @@ def agency_enroll(home: Path, authority: str, out: Path, signatory_name_cyrillic
     The profile's keys get their own passphrase (GATEWAY_PROFILE_PASSPHRASE, or a
     prompt), so the agency never learns the node's.
     """
-    node_secret = passphrase()
     profile_secret = keyfile.passphrase(confirm=True, env="GATEWAY_PROFILE_PASSPHRASE",
                                         prompt="Passphrase for the agency profile: ")
-    with admin_session(home_of(home), node_secret) as session:
-        profile = session.enroll(authority, out, signatory_name_cyrillic=signatory_name_cyrillic,
-                                 signatory_name_latin=signatory_name_latin, role=role,
-                                 name_ru=name_ru, name_lat=name_lat,
-                                 profile_passphrase=profile_secret)
+    profile = change(home, "agency_enroll", {
+        "authority": authority, "out": str(out.resolve()),
+        "signatory_name_cyrillic": signatory_name_cyrillic,
+        "signatory_name_latin": signatory_name_latin, "role": role, "name_ru": name_ru,
+        "name_lat": name_lat, "profile_passphrase": profile_secret.decode()})
     click.echo(f"wrote profile for {profile['authority']} to {out}")
     click.echo(f"node: {profile['node_url']}; signatory key id {profile['signatory_key_id']}")
+
+
+@agency.command("revoke")
+@home_option
+@click.option("--certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The client certificate to revoke (a profile's tls.pem).")
+@click.option("--authority", help="Revoke every certificate issued to this authority.")
+def agency_revoke(home: Path, certificate: Path | None, authority: str | None) -> None:
+    """Refuse an agency system's client certificate from now on (a lost or compromised
+    profile); enroll a new profile for the authority afterwards."""
+    if (certificate is None) == (authority is None):
+        raise click.UsageError("give --certificate FILE or --authority AUTHORITY")
+    sha256 = None
+    if certificate is not None:
+        pem = certificate.read_bytes()
+        try:
+            sha256 = tls.fingerprint(pem)
+            der = tls.der_of(pem)
+        except ValueError:
+            raise click.BadParameter("not a PEM or DER certificate",
+                                     param_hint="--certificate") from None
+        authority = tls.authority_of(der)
+        if authority is None:
+            raise click.BadParameter("not an agency client certificate",
+                                     param_hint="--certificate")
+    assert authority is not None
+    done = change(home, "agency_revoke", {
+        "authority": authority, "certificate_sha256": sha256.hex() if sha256 else None})
+    for revoked in done["revoked"]:
+        click.echo(f"{authority}: certificate {revoked} revoked")
 
 
 COMMANDS = [directory, authority, signatory, signatories, agency]

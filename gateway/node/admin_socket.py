@@ -117,11 +117,35 @@ def authority_add(session: AdminSession, args: dict[str, Any]) -> dict[str, Any]
     return {"authority": added.id, "directory_version": session.own_directory().version}
 
 
+def agency_revoke(session: AdminSession, args: dict[str, Any]) -> dict[str, Any]:
+    authority = _text(args, "authority")
+    one = _hex(args, "certificate_sha256", 32) if args.get("certificate_sha256") else None
+    revoked = session.revoke_certificates(authority, one)
+    return {"authority": authority, "revoked": [r.hex() for r in revoked]}
+
+
+def agency_enroll(session: AdminSession, args: dict[str, Any]) -> dict[str, Any]:
+    """A new agency profile, written where the operator said (an absolute path: the
+    node's working directory is not the operator's)."""
+    out = Path(_text(args, "out"))
+    if not out.is_absolute():
+        raise AdminSocketError("out: expected an absolute path", code="admin.bad_argument")
+    return session.enroll(
+        _text(args, "authority"), out,
+        signatory_name_cyrillic=_text(args, "signatory_name_cyrillic"),
+        signatory_name_latin=_text(args, "signatory_name_latin"), role=_text(args, "role"),
+        name_ru=_text(args, "name_ru", optional=True),
+        name_lat=_text(args, "name_lat", optional=True),
+        profile_passphrase=_text(args, "profile_passphrase").encode())
+
+
 Action = Callable[[AdminSession, dict[str, Any]], dict[str, Any]]
 ACTIONS: dict[str, Action] = {
     "signatory_add": signatory_add,
     "signatory_revoke": signatory_revoke,
     "authority_add": authority_add,
+    "agency_revoke": agency_revoke,
+    "agency_enroll": agency_enroll,
 }
 
 

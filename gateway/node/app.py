@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -30,7 +31,7 @@ from gateway.errors import CODED_ERRORS
 from gateway.home import Home
 from gateway.node.answers import HEADER, sign_answer
 from gateway.node.appkeys import LISTENERS, NODE, REQUEST_BODY
-from gateway.node.service import Node, open_node
+from gateway.node.service import Node, NodeError, open_node
 from gateway.node.status import status_code_for
 from gateway.node.trust import now_utc
 from gateway.node.worker import debugging
@@ -119,8 +120,12 @@ def agency_authority(request: web.Request) -> str:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     authority = tls.authority_of(der) if der else None
-    if authority is None:
+    if der is None or authority is None:
         raise web.HTTPForbidden(reason="client certificate names no authority")
+    if hashlib.sha256(der).digest() in request.app[NODE].revoked_certificates:
+        # Per request, not per handshake: a keep-alive connection stops here too.
+        raise NodeError("this client certificate was revoked (gateway agency revoke)",
+                        code="agency.certificate_revoked")
     return authority
 
 
@@ -149,11 +154,16 @@ def _hex_id(text: str, what: str) -> bytes:
     return raw
 
 
+# ASCII digits only, and few: str.isdigit() takes "²", which int() refuses, and int()
+# refuses more than 4300 digits. 19 digits hold every bound used here (2**62 included).
+_QUERY_INT = re.compile(r"[0-9]{1,19}")
+
+
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _QUERY_INT.fullmatch(text) or not low <= int(text) <= high:
         raise web.HTTPBadRequest(reason=f"query {name} must be a whole number {low}..{high}")
     return int(text)
 

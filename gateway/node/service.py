@@ -13,7 +13,8 @@ Checks on the way in, in order (docs/node.md):
 2. the route: sender and recipient authorities known and in force (A2), the sender is
    the authenticated agency (agency API) or a peer-Party authority (peer API), the
    recipient key is the recipient authority's key, the agreement not terminated (A17);
-3. the case: the kind may follow the case's state (``rules.cases``);
+3. the case: the kind may follow the case's state (``rules.cases``), and a reply names
+   an envelope of the case that this node holds, by id and hash;
 4. idempotency: the same envelope id with the same bytes gets the same receipt, with
    other bytes ``envelope.conflict``.
 """
@@ -84,6 +85,19 @@ def _same_or_conflict(row: sqlite3.Row | None, envelope_hash: bytes
     return int(row["ledger_index"]), dt.datetime.fromisoformat(row["stored_at"])
 
 
+def _check_reply_reference(db: sqlite3.Connection, header: Header) -> None:
+    """A reply answers an envelope this node holds, of the same case, with the hash the
+    reply names (A10.3: an answer answers that request; every kind that continues a case
+    names the envelope it follows). Both directions of a case pass this node, so it
+    holds every envelope a true reply can name. One lookup by primary key, inside the
+    unit of work, so an envelope committed earlier in the same group counts."""
+    row = db.execute("SELECT hash, case_id FROM envelopes WHERE id = ?",
+                     (header.in_reply_to,)).fetchone()
+    if row is None or row["case_id"] != header.case_id or row["hash"] != header.in_reply_to_hash:
+        raise case_rules.CaseError("the reply names no envelope of this case that this node "
+                                   "holds with that hash", code="case.bad_reply_reference")
+
+
 def _inserted(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> bool:
     """Run an INSERT; False when the primary key is taken (the row exists already)."""
     try:
@@ -113,6 +127,7 @@ class Node:
         self.metrics = Metrics()
         self.trust: Trust = load_trust(self.reader.db, self.party)
         self.verifier = EnvelopeVerifier(self.trust.signatories)
+        self.revoked_certificates = self._load_revoked_certificates()
         self.outbox_wakeup = asyncio.Event()
         self.control_generation = 0
         self.inbox_changed = asyncio.Condition()
@@ -132,9 +147,16 @@ class Node:
         old_pem = self.trust.peer_tls_pem
         self.trust = load_trust(self.reader.db, self.party)
         self.verifier = EnvelopeVerifier(self.trust.signatories)
+        self.revoked_certificates = self._load_revoked_certificates()
         new_pem = self.trust.peer_tls_pem
         if self.peer_tls_context is not None and new_pem is not None and new_pem != old_pem:
             self.peer_tls_context.load_verify_locations(cadata=new_pem.decode("ascii"))
+
+    def _load_revoked_certificates(self) -> frozenset[bytes]:
+        """SHA-256 of every agency client certificate revoked (the agency listener's
+        deny list, checked on every request)."""
+        return frozenset(bytes(r[0]) for r in self.reader.all(
+            "SELECT sha256 FROM agency_certificates WHERE revoked_at IS NOT NULL"))
 
     def control_documents_added(self) -> None:
         """A directory or signatory list version was stored while we run (the admin
@@ -249,6 +271,7 @@ class Node:
         row = db.execute("SELECT * FROM cases WHERE case_id = ?", (header.case_id,)).fetchone()
         if row is None:
             raise case_rules.CaseError("no such case here", code="case.not_found")
+        _check_reply_reference(db, header)
         case = case_rules.Case(row["case_id"], row["state"], row["requesting"],
                                row["requested"], row["opened_by_kind"])
         new_state = case_rules.next_state(case, header.kind, header.sender, header.recipient)

@@ -16,6 +16,7 @@ _EXACT = {
     "agency.wrong_sender": 403,
     "agreement.termination_not_head": 403,
     "agency.not_yours": 403,
+    "agency.certificate_revoked": 403,
     "peer.wrong_certificate": 403,
     "peer.bad_answer_signature": 502,
     "peer.unavailable": 503,

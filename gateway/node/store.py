@@ -111,6 +111,13 @@ CREATE TABLE IF NOT EXISTS alarms (
     cleared TEXT
 );
 
+CREATE TABLE IF NOT EXISTS agency_certificates (
+    sha256     BLOB PRIMARY KEY,          -- SHA-256 of the client certificate's DER
+    authority  TEXT NOT NULL,
+    issued_at  TEXT,                      -- NULL: issued before this table, known by file
+    revoked_at TEXT                       -- set: the agency listener refuses it
+);
+
 CREATE TABLE IF NOT EXISTS agreement (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
