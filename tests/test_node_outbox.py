@@ -106,3 +106,32 @@ async def test_relayed_request_starts_the_A10_3_deadline_on_both_sides(tmp_path:
     received = dt.datetime.fromisoformat(theirs["received_on"])
     assert dt.timedelta(days=30) < due - received <= dt.timedelta(days=31)
     assert theirs["days_left"] == 30 and not theirs["overdue"]
+
+
+async def test_an_envelope_over_the_peers_limit_is_refused_alone_and_the_rest_pass(
+        tmp_path: Path) -> None:
+    """The BY node takes smaller envelopes than the KZ node: a batch holding one it
+    cannot take is refused whole (413, before it is read); the outbox then sends each
+    alone, so the large one gets its own final refusal (N14) and the others go through."""
+    kz, by = homes(tmp_path)
+    config = by.root / "node.toml"
+    config.write_text(config.read_text().replace(
+        "max_envelope_bytes = 67108864", "max_envelope_bytes = 1000"))  # + 64 KiB a request
+    async with serving(kz, by):
+        pass  # the signatory lists are exchanged
+    large = dict(REQUEST_BODY, other_information="Сведения о лице. " * 3500)  # ~100 KB
+    async with serving(kz, exchanged=False), client(kz, "KZ-MVD") as kz_mvd:
+        refused = await kz_mvd.send(to="BY-MVD", kind="request", body=large)
+        passed = await kz_mvd.send(to="BY-MVD", kind="request", body=REQUEST_BODY)
+
+    def outcome(envelope_id: str) -> tuple[object, object]:
+        row = store.Reader(kz.db_path).one(
+            "SELECT sent_at, rejected FROM outbox WHERE envelope_id = ?",
+            bytes.fromhex(envelope_id))
+        return row["sent_at"], row["rejected"]
+
+    async with serving(kz, by, exchanged=False):
+        await eventually(lambda: outcome(refused["envelope_id"])[1] is not None
+                         and outcome(passed["envelope_id"])[0] is not None,
+                         what="one refused, one relayed")
+    assert outcome(refused["envelope_id"]) == (None, "request.too_large")

@@ -20,19 +20,22 @@ from aiohttp import web
 from gateway import tls
 from gateway.node import peer
 from gateway.node.answers import HEADER, sign_answer
-from gateway.node.peer import BadAnswer, PeerClient
+from gateway.node.peer import BadAnswer, PeerClient, PeerRefused
 from tests.nodes import PASSPHRASE, homes
 
 Answer = Callable[[web.Request], tuple[int, bytes]]
 
 
 @asynccontextmanager
-async def fake_peer(tmp_path: Path, answer: Answer) -> AsyncIterator[PeerClient]:
+async def fake_peer(tmp_path: Path, answer: Answer, *, body_read: bool = True
+                    ) -> AsyncIterator[PeerClient]:
+    """A client of a fake BY peer; with ``body_read=False`` it signs as a node that
+    refused before reading the request body."""
     kz, by = homes(tmp_path)
     by_key = by.signing_key("node", PASSPHRASE)
 
     async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await request.read() if body_read else b""
         status, text = answer(request)
         signature = sign_answer(by_key, request.method, request.path_qs, body, status, text)
         return web.Response(status=status, body=text, headers={HEADER: signature},
@@ -104,3 +107,14 @@ async def test_a_well_formed_answer_still_passes(tmp_path: Path) -> None:
                          ) as client:
         results = await client.send_envelopes([b"x"])
     assert results[0].receipt is None and results[0].code == "case.exists"
+
+
+
+async def test_a_refusal_signed_before_the_body_was_read_verifies(tmp_path: Path) -> None:
+    """A peer that refuses a request as too large never reads it: its signed answer binds
+    an empty request body (N6), and is still a signed refusal, not a forgery."""
+    refusal = always(413, {"code": "request.too_large", "message": "over the limit"})
+    async with fake_peer(tmp_path, refusal, body_read=False) as client:
+        with pytest.raises(PeerRefused) as refused:
+            await client.send_envelopes([b"x" * 100])
+    assert refused.value.code == "request.too_large"

@@ -46,10 +46,23 @@ def sign_answer(key: SigningKey, method: str, path_qs: str, request_body: bytes,
 
 def verify_answer(key: VerifyKey, header: str | None, method: str, path_qs: str,
                   request_body: bytes, status: int, answer_body: bytes) -> None:
+    """Raise ``AnswerError`` unless ``header`` signs this answer to this request.
+
+    A refusal made before the request body was read (too large, the wrong certificate
+    or listener) is signed over an empty request body: the node never saw ours. For a
+    4xx, that one is accepted too; it still binds the method, path, status and answer.
+    """
     if header is None:
         raise AnswerError("the peer's answer is not signed")
+    bodies = [request_body, b""] if 400 <= status < 500 and request_body else [request_body]
     try:
         signature = base64.b64decode(header, validate=True)
-        key.verify(_message(method, path_qs, request_body, status, answer_body), signature)
-    except (binascii.Error, ValueError, BadSignatureError):
-        raise AnswerError("the peer's answer signature does not verify") from None
+    except (binascii.Error, ValueError):
+        raise AnswerError("the peer's answer signature is not base64") from None
+    for body in bodies:
+        try:
+            key.verify(_message(method, path_qs, body, status, answer_body), signature)
+            return
+        except (ValueError, BadSignatureError):
+            continue
+    raise AnswerError("the peer's answer signature does not verify")

@@ -28,7 +28,7 @@ from gateway.errors import CODED_ERRORS
 from gateway.node import store
 from gateway.node.agreement import record_termination
 from gateway.node.answers import AnswerError
-from gateway.node.peer import PeerRefused, PeerUnavailable, PeerWorker
+from gateway.node.peer import ItemResult, PeerRefused, PeerUnavailable, PeerWorker
 from gateway.node.trust import export_directory_file
 from gateway.receipt import verify_receipt
 from gateway.rules.deadlines import answer_due
@@ -96,6 +96,8 @@ class OutboxWorker(PeerWorker):
         self._control_checked: int | None = None
         # A9.3: once an authority's list reached the peer it stays delivered.
         self._lists_delivered: set[str] = set()
+        # Rows of a batch the peer refused as too large: each is sent by itself.
+        self._alone: set[int] = set()
 
     async def step(self) -> float:
         node = self.node
@@ -127,13 +129,29 @@ class OutboxWorker(PeerWorker):
                            min(BATCH_BYTES, node.config.max_envelope_bytes))
         if not batch:
             return until_first_due(rows, now, waiting)
+        alone = next((i for i, r in enumerate(batch) if r["seq"] in self._alone), None)
+        if alone is not None:
+            batch = batch[:alone] or batch[:1]  # it goes by itself, after those before it
         try:
             results = await (await self.peer()).send_envelopes(self._sealed(batch))
-        except (PeerUnavailable, PeerRefused, AnswerError) as e:
-            # A whole-request failure (unreachable, 5xx, a refused or unverifiable
-            # answer) says nothing final about any one envelope: retry with backoff.
+        except PeerRefused as e:
+            if e.code != "request.too_large":
+                await self._retry_later(batch, e.code)  # e.g. our new certificate not yet
+            elif len(batch) == 1:                       # pinned there: it may pass later
+                # Over the peer's own envelope limit: final for this envelope (N14).
+                self._alone.discard(batch[0]["seq"])
+                await self._record_results(batch, [ItemResult(None, e.code)])
+            else:
+                # Over the peer's limit for one request: each goes alone, so the one
+                # that is too large is refused by itself and the others pass.
+                self._alone.update(r["seq"] for r in batch)
+            return 0.0
+        except (PeerUnavailable, AnswerError) as e:
+            # A whole-request failure (unreachable, 5xx, an unverifiable answer) says
+            # nothing final about any one envelope: retry with backoff.
             await self._retry_later(batch, e.code)
             return 0.0
+        self._alone.difference_update(r["seq"] for r in batch)
         await self._record_results(batch, results)
         return 0.0
 
