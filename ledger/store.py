@@ -402,9 +402,19 @@ class _OwnLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="ledger-writer",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.loop.run_forever()
+                return  # stop()
+            except BaseException:
+                # A unit raised SystemExit or the like: its batch's callers were told
+                # (write_failed); the callbacks that tell them, and every later caller,
+                # need this loop running.
+                continue
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -530,3 +530,20 @@ def test_a_loop_closed_while_waiting_for_the_write_lock_leaves_it_free(path: Pat
     holder.join(5)
     assert finishes(lambda: ledger.append(event(2)).index) == [0]
     assert finishes(ledger.close) == [None]
+
+
+def test_a_unit_raising_system_exit_fails_its_batch_and_the_ledger_goes_on(path: Path
+                                                                           ) -> None:
+    """On the ledger's own thread (callers without an event loop) a unit raising a
+    BaseException used to stop that thread's loop: its callers and every later one
+    waited for ever."""
+    ledger = Ledger.open(path, origin=ORIGIN, log_key=KEY)  # closed below, or abandoned
+
+    def leaves(db: sqlite3.Connection, appender: Appender) -> None:
+        appender.append(event(1))
+        raise SystemExit(3)
+
+    outcome = finishes(lambda: ledger.transact(leaves))
+    assert outcome and isinstance(outcome[0], WriteFailed)
+    assert finishes(lambda: ledger.append(event(2)).index) == [0]
+    assert finishes(ledger.close) == [None]
