@@ -20,6 +20,7 @@ from gateway.admin import admin_session
 from gateway.cli.main import cli
 from gateway.client import AgencyClient
 from gateway.errors import GatewayError
+from gateway.home import Home
 from gateway.node import store
 from gateway.node.agreement import record_deadlines_passed, record_setup_overdue
 from gateway.node.peer import PeerClient
@@ -454,11 +455,9 @@ async def test_only_a_head_may_sign_a_termination_notice_A17(tmp_path: Path) -> 
         is None
 
 
-async def test_crossing_withdrawal_and_answer_leave_one_case_state_A10_3(tmp_path: Path) -> None:
-    """A withdrawal and an answer sent while the nodes could not talk cross; a peer
-    refuses what no longer fits its case, and the sender undoes its own step, so both
-    sides end in one state, with every refusal and undo in the ledgers."""
-    kz, by = homes(tmp_path)
+async def cross_while_apart(kz: Home, by: Home, by_kinds: tuple[str, ...]) -> dict:
+    """A request both nodes hold; then, each while the other node is down, KZ-MVD
+    withdraws it and BY-MVD sends ``by_kinds`` on it. The request's submission answer."""
     async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd, \
             client(by, "BY-MVD") as by_mvd:
         x = Exchange(kz_mvd, by_mvd)
@@ -468,20 +467,32 @@ async def test_crossing_withdrawal_and_answer_leave_one_case_state_A10_3(tmp_pat
         await kz_mvd.send(to="BY-MVD", kind="withdrawal", body=body("withdrawal"),
                           in_reply_to=request)
     async with serving(by, exchanged=False), client(by, "BY-MVD") as by_mvd:
-        await by_mvd.send(to="KZ-MVD", kind="answer", body=body("answer"),
-                          in_reply_to=request)
+        for kind in by_kinds:
+            await by_mvd.send(to="KZ-MVD", kind=kind, body=body(kind), in_reply_to=request)
+    return sent
 
-    def settled() -> bool:
-        rows = [store.Reader(h.db_path).one(
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND rejected IS NULL")[0]
-            for h in (kz, by)]
-        return rows == [0, 0]
 
-    async with serving(kz, by):
-        await eventually(settled, what="both outboxes settled")
-    states = {h.config().party: store.Reader(h.db_path).one(
+def outboxes_settled(*hs: Home) -> bool:
+    return all(store.Reader(h.db_path).one(
+        "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND rejected IS NULL")[0] == 0
+        for h in hs)
+
+
+def case_states(sent: dict, *hs: Home) -> dict[str, str]:
+    return {h.config().party: store.Reader(h.db_path).one(
         "SELECT state FROM cases WHERE case_id = ?", bytes.fromhex(sent["case_id"]))["state"]
-        for h in (kz, by)}
+        for h in hs}
+
+
+async def test_crossing_withdrawal_and_answer_leave_one_case_state_A10_3(tmp_path: Path) -> None:
+    """A withdrawal and an answer sent while the nodes could not talk cross; a peer
+    refuses what no longer fits its case, and the sender undoes its own step, so both
+    sides end in one state, with every refusal and undo in the ledgers."""
+    kz, by = homes(tmp_path)
+    sent = await cross_while_apart(kz, by, ("answer",))
+    async with serving(kz, by):
+        await eventually(lambda: outboxes_settled(kz, by), what="both outboxes settled")
+    states = case_states(sent, kz, by)
     # Whichever arrived first wins; if each arrived while the other side had already
     # moved, both are refused, both undone, and the case is back where it was.
     assert states["KZ"] == states["BY"] in ("answered", "withdrawn", "received"), states
@@ -505,17 +516,7 @@ async def test_a_refused_chain_of_steps_is_undone_to_its_start_A10_2_A10_3(tmp_p
     withdrawal; the peer refuses both, so the case goes back to where the first started,
     not to the state between them, which the peer never saw: both sides end in one state."""
     kz, by = homes(tmp_path)
-    async with serving(kz, by), client(kz, "KZ-MVD") as kz_mvd, \
-            client(by, "BY-MVD") as by_mvd:
-        x = Exchange(kz_mvd, by_mvd)
-        sent = await x.request()
-        request = x.last
-    async with serving(kz, exchanged=False), client(kz, "KZ-MVD") as kz_mvd:
-        await kz_mvd.send(to="BY-MVD", kind="withdrawal", body=body("withdrawal"),
-                          in_reply_to=request)
-    async with serving(by, exchanged=False), client(by, "BY-MVD") as by_mvd:
-        for kind in ("postponement", "answer"):
-            await by_mvd.send(to="KZ-MVD", kind=kind, body=body(kind), in_reply_to=request)
+    sent = await cross_while_apart(kz, by, ("postponement", "answer"))
     # Both outboxes in backoff until the same instant, as when a partition heals: each
     # side's steps reach the other after its own moved on.
     at = time.time() + 2
@@ -524,14 +525,7 @@ async def test_a_refused_chain_of_steps_is_undone_to_its_start_A10_2_A10_3(tmp_p
             db.execute("UPDATE outbox SET attempts = 3, next_attempt = ? WHERE sent_at IS NULL",
                        (at,))
 
-    def settled() -> bool:
-        return [store.Reader(h.db_path).one(
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND rejected IS NULL")[0]
-            for h in (kz, by)] == [0, 0]
-
     async with serving(kz, by):
-        await eventually(settled, what="both outboxes settled")
-    states = {h.config().party: store.Reader(h.db_path).one(
-        "SELECT state FROM cases WHERE case_id = ?", bytes.fromhex(sent["case_id"]))["state"]
-        for h in (kz, by)}
+        await eventually(lambda: outboxes_settled(kz, by), what="both outboxes settled")
+    states = case_states(sent, kz, by)
     assert states["KZ"] == states["BY"], states
