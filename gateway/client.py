@@ -71,6 +71,44 @@ def check_submission_receipt(answer: dict[str, Any], sealed: bytes,
     return receipt
 
 
+def parse_answer(data: bytes) -> dict[str, Any]:
+    """A node's 2xx answer body: a JSON object, or ``client.bad_answer``."""
+    try:
+        answer = json.loads(data)
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        answer = None
+    if not isinstance(answer, dict):
+        raise ClientError("the node's answer is not a JSON object", code="client.bad_answer")
+    return answer
+
+
+def answer_field(answer: dict[str, Any], name: str, kind: type[Any]) -> Any:
+    """``answer[name]``, which must be a ``kind`` (a JSON type: exactly, so that ``true``
+    is no ``int``); else ``client.bad_answer``."""
+    value = answer.get(name)
+    if type(value) is not kind:
+        raise ClientError(f"the node's answer has no valid {name!r}",
+                          code="client.bad_answer")
+    return value
+
+
+def inbox_page(answer: dict[str, Any]) -> dict[str, Any]:
+    """A ``GET /v1/inbox`` answer: ``items`` a list and ``next`` a whole number."""
+    answer_field(answer, "items", list)
+    answer_field(answer, "next", int)
+    return answer
+
+
+def signatory_versions(answer: dict[str, Any]) -> list[bytes]:
+    """The DER signatory lists in a ``GET /v1/signatories/{AUTH}`` answer."""
+    versions = answer_field(answer, "versions", list)
+    try:
+        return [base64.b64decode(encoded, validate=True) for encoded in versions]
+    except (TypeError, ValueError):  # binascii.Error is a ValueError
+        raise ClientError("the node's answer holds a signatory list that is not base64",
+                          code="client.bad_answer") from None
+
+
 @dataclass(frozen=True)
 class Profile:
     root: Path
@@ -147,16 +185,15 @@ class AgencyClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise ClientError(f"node not reachable ({type(e).__name__})",
                               code="client.unreachable") from None
-        return json.loads(data) if expect_json else data
+        return parse_answer(data) if expect_json else data
 
     async def submit(self, sealed: bytes) -> dict[str, Any]:
         result: dict[str, Any] = await self._request("POST", "/v1/envelopes", sealed)
         return result
 
     async def inbox(self, after: int = 0, wait: int = 0, limit: int = 100) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request(
-            "GET", f"/v1/inbox?after={after}&wait={wait}&limit={limit}")
-        return result
+        return inbox_page(await self._request(
+            "GET", f"/v1/inbox?after={after}&wait={wait}&limit={limit}"))
 
     async def fetch(self, envelope_id: str) -> bytes:
         data: bytes = await self._request("GET", f"/v1/envelopes/{envelope_id}",
@@ -216,9 +253,8 @@ class AgencyClient:
         directory = await self.directory(authority[:2])
         answer = await self._request("GET", f"/v1/signatories/{authority}")
         registry = SignatoryRegistry()
-        for encoded in answer["versions"]:
-            registry.add(decode_signatory_list(base64.b64decode(encoded),
-                                               root_key=directory.root_key))
+        for der in signatory_versions(answer):
+            registry.add(decode_signatory_list(der, root_key=directory.root_key))
         return registry
 
     # --- sealing and opening ----------------------------------------------------------

@@ -57,6 +57,8 @@ class NodeConfig:
     retry_base: float = 0.5                 # seconds; doubles per failed attempt
     retry_cap: float = 300.0
     max_envelope_bytes: int = 64 * 1024 * 1024
+    inbox_waiters_per_authority: int = 8    # inbox long-polls parked at once, per
+    inbox_waiters_total: int = 256          # authority and in all (more: answered now)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def __post_init__(self) -> None:
@@ -64,6 +66,10 @@ class NodeConfig:
             raise ConfigError(f"party must be one of {', '.join(PARTIES)}, got {self.party!r}")
         parse_hostport(self.listen, "listen")
         parse_hostport(self.agency_listen, "agency_listen")
+        for name in ("inbox_waiters_per_authority", "inbox_waiters_total"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ConfigError(f"{name}: expected a whole number, 0 or more")
 
     @property
     def peer_party(self) -> str:
@@ -144,6 +150,10 @@ def render_config(config: NodeConfig) -> str:
         f"retry_base = {config.retry_base}",
         f"retry_cap = {config.retry_cap}",
         f"max_envelope_bytes = {config.max_envelope_bytes}",
+        "# Inbox long-polls parked at once, per authority and in all; one more is",
+        "# answered at once with what there is (an empty page), and its client polls again.",
+        f"inbox_waiters_per_authority = {config.inbox_waiters_per_authority}",
+        f"inbox_waiters_total = {config.inbox_waiters_total}",
         "",
         "# A11.5: days a stored envelope body is kept before `gateway retention apply`",
         "# destroys it. Per kind: e.g. request = 730",

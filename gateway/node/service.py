@@ -51,6 +51,7 @@ from gateway.node.trust import (
     now_utc,
     read_directory_file,
 )
+from gateway.node.waiters import InboxWaiters
 from gateway.node.worker import Worker
 from gateway.receipt import make_receipt
 from gateway.rules import cases as case_rules
@@ -130,7 +131,8 @@ class Node:
         self.revoked_certificates = self._load_revoked_certificates()
         self.outbox_wakeup = asyncio.Event()
         self.control_generation = 0
-        self.inbox_changed = asyncio.Condition()
+        self.inbox_waiters = InboxWaiters(config.inbox_waiters_per_authority,
+                                          config.inbox_waiters_total)
         self._workers: list[Worker] = []
         self.ends_at: dt.datetime | None = None
         # The peer listener's TLS context, set by the server once it listens.
@@ -192,6 +194,8 @@ class Node:
                            outbox_depth)
         self.metrics.gauge("gateway_ledger_size", "Entries in the ledger",
                            lambda: float(self.ledger.size))
+        self.metrics.gauge("gateway_inbox_waiters", "Inbox long-polls parked now",
+                           lambda: float(self.inbox_waiters.parked()))
 
     # --- checks -----------------------------------------------------------------------
 
@@ -411,20 +415,23 @@ class Node:
         # Tasks start in order and each enqueues its unit before the next one runs, so
         # the units commit in batch order (the sender's outbox order within a case).
         outcomes = await asyncio.gather(*(self._receive_one(sealed, now) for sealed in items))
-        if any(stored for _, stored in outcomes):
-            async with self.inbox_changed:
-                self.inbox_changed.notify_all()
+        woken = self.inbox_waiters.wake(recipient for _, recipient in outcomes if recipient)
+        for authority, count in woken.items():
+            self.metrics.count("gateway_inbox_wakeups_total",
+                               "Parked inbox long-polls woken by a new envelope", count,
+                               authority=authority)
         return [answer for answer, _ in outcomes]
 
     async def _receive_one(self, sealed: bytes, now: dt.datetime
-                           ) -> tuple[dict[str, Any], bool]:
-        """The answer for one envelope of a batch, and whether it was newly stored."""
+                           ) -> tuple[dict[str, Any], str | None]:
+        """The answer for one envelope of a batch, and its recipient authority when it
+        was newly stored (its inbox got something)."""
         header = None
         try:
             checked = self.verifier.verify(sealed, now)
             header, envelope_hash = checked.header, checked.envelope_hash
             done = self._existing(header.envelope_id, envelope_hash)
-            stored = done is None
+            new_for = header.recipient if done is None else None
             if done is None:
                 self._check_route(header, incoming=True)
                 done = await self.ledger.transact_async(
@@ -437,7 +444,7 @@ class Node:
             index, stored_at = done
             receipt = make_receipt("relay", self.party, header.envelope_id, envelope_hash,
                                    index, stored_at, self.node_key)
-            return {"receipt": base64.b64encode(receipt).decode("ascii")}, stored
+            return {"receipt": base64.b64encode(receipt).decode("ascii")}, new_for
         except LedgerError:
             raise  # our storage failed: a 503 for the whole batch, and the peer retries
         except CODED_ERRORS as e:
@@ -446,7 +453,7 @@ class Node:
                 code = "setup.no_signatory_list"  # A9.3: the peer's list never reached us
             await self._record_rejection(sealed, header, code, now)
             self.metrics.count("gateway_rejected_total", "Envelopes refused", code=code)
-            return {"code": code, "message": getattr(e, "message", str(e))}, False
+            return {"code": code, "message": getattr(e, "message", str(e))}, None
 
     def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                       envelope_hash: bytes, sealed: bytes, now: dt.datetime
@@ -578,18 +585,28 @@ class Node:
 
     async def inbox(self, authority: str, after: int, limit: int, wait: float
                     ) -> list[dict[str, Any]]:
-        """``GET /v1/inbox``: envelopes for ``authority`` after the cursor; long-polls."""
+        """``GET /v1/inbox``: envelopes for ``authority`` after the cursor; long-polls
+        up to ``wait`` seconds, unless too many polls are parked already (``waiters.py``:
+        then the answer is what there is now, an empty page)."""
         items = self._inbox_items(authority, after, limit)
         if items or wait <= 0:
             return items
-        try:
-            async with self.inbox_changed:
-                await asyncio.wait_for(
-                    self.inbox_changed.wait_for(
-                        lambda: bool(self._inbox_items(authority, after, 1))), wait)
-        except TimeoutError:
-            return []
-        return self._inbox_items(authority, after, limit)
+        deadline = asyncio.get_running_loop().time() + wait
+        with self.inbox_waiters.park(authority) as woken:
+            if woken is None:
+                self.metrics.count("gateway_inbox_waits_declined_total",
+                                   "Inbox long-polls answered at once: too many parked",
+                                   authority=authority)
+                return []
+            try:
+                async with asyncio.timeout_at(deadline):
+                    while not items:  # woken, but nothing after this cursor: wait again
+                        await woken.wait()
+                        woken.clear()
+                        items = self._inbox_items(authority, after, limit)
+            except TimeoutError:
+                return []
+        return items
 
     def _inbox_items(self, authority: str, after: int, limit: int) -> list[dict[str, Any]]:
         rows = self.reader.all(
@@ -629,9 +646,21 @@ class Node:
                             code="agency.not_yours")
         await self._mark_inbox(row, "delivered_at", "delivered_to_agency")
         index = await self._mark_inbox(row, "acked_at", "acknowledged")
+        if index is None:  # acknowledged before: that acknowledgement's entry
+            index = self._acknowledged_index(row)
         return {"envelope_id": envelope_id.hex(), "acknowledged": True, "ledger_index": index}
 
+    def _acknowledged_index(self, row: sqlite3.Row) -> int | None:
+        """The index of the envelope's ``acknowledged`` entry, kept with the ack (None
+        for an ack recorded before ``inbox.acked_index`` existed)."""
+        stored = self.reader.one("SELECT acked_index FROM inbox WHERE envelope_id = ?",
+                                 row["id"])
+        return None if stored is None or stored["acked_index"] is None \
+            else int(stored["acked_index"])
+
     async def _mark_inbox(self, row: sqlite3.Row, column: str, event_type: str) -> int | None:
+        """Record the envelope's delivery or acknowledgement once; the index of the entry
+        that records it, or None when it was recorded before."""
         assert column in ("delivered_at", "acked_at")
         now = self.clock()
 
@@ -646,6 +675,9 @@ class Node:
                 envelope_hash=row["hash"], details=(("kind", row["kind"]),)))
             db.execute(f"UPDATE inbox SET {column} = ? WHERE envelope_id = ?",
                        (store.iso(now), row["id"]))
+            if column == "acked_at":
+                db.execute("UPDATE inbox SET acked_index = ? WHERE envelope_id = ?",
+                           (appended.index, row["id"]))
             return appended.index
 
         return await self.ledger.transact_async(unit)

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     envelope_id  BLOB NOT NULL UNIQUE,
     authority    TEXT NOT NULL,
     delivered_at TEXT,
-    acked_at     TEXT
+    acked_at     TEXT,
+    acked_index  INTEGER                    -- the `acknowledged` ledger entry
 );
 CREATE INDEX IF NOT EXISTS inbox_authority ON inbox (authority, seq);
 
@@ -124,6 +125,10 @@ CREATE TABLE IF NOT EXISTS agreement (
 );
 """
 
+# Columns added to a table after it first shipped: (table, column, declaration). A home
+# made before gets them when the node next starts; its older rows hold NULL there.
+ADDED_COLUMNS = (("inbox", "acked_index", "INTEGER"),)
+
 
 def iso(t: dt.datetime) -> str:
     """How every time is stored: ISO 8601 in UTC."""
@@ -133,6 +138,10 @@ def iso(t: dt.datetime) -> str:
 def create_schema(path: Path) -> None:
     with connect(path) as db:
         db.executescript(SCHEMA)
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
