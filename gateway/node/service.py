@@ -451,13 +451,20 @@ class Node:
             code = getattr(e, "code", "error")
             if code == "envelope.no_signatory_list":
                 code = "setup.no_signatory_list"  # A9.3: the peer's list never reached us
-            await self._record_rejection(sealed, header, code, now)
+            code, message = await self._record_rejection(
+                sealed, header, code, getattr(e, "message", str(e)), now)
             self.metrics.count("gateway_rejected_total", "Envelopes refused", code=code)
-            return {"code": code, "message": getattr(e, "message", str(e))}, None
+            return {"code": code, "message": message}, None
 
     def _receive_unit(self, db: sqlite3.Connection, appender: Appender, header: Header,
                       envelope_hash: bytes, sealed: bytes, now: dt.datetime
                       ) -> tuple[int, dt.datetime]:
+        refused = db.execute("SELECT code, message FROM refusals WHERE hash = ?",
+                             (envelope_hash,)).fetchone()
+        if refused is not None:
+            # Refused before (the peer sends it again after a crash before it recorded
+            # our answer): the same answer, even if the case would take it now.
+            raise NodeError(refused["message"], code=refused["code"])
         index, stored_at, _moved, fresh = self._record_step(
             db, appender, header, envelope_hash, sealed, now, incoming=True)
         if fresh:
@@ -469,15 +476,28 @@ class Node:
         return index, stored_at
 
     async def _record_rejection(self, sealed: bytes, header: Header | None, code: str,
-                                now: dt.datetime) -> None:
-        """Evidence of a refusal: the hash of what was refused and the code, nothing else."""
+                                message: str, now: dt.datetime) -> tuple[str, str]:
+        """Evidence of a refusal: the hash of what was refused and the code, nothing else.
+        A refusal is final for the peer (N14), so an envelope refused before gets that
+        first refusal again, and no second ``rejected`` entry: the (code, message)."""
         envelope_hash = hashlib.sha256(sealed).digest()
         if header is not None:
             event = self._event("rejected", header, envelope_hash, now, (("code", code),))
         else:
             event = Event(type="rejected", time=now, envelope_hash=envelope_hash,
                           details=(("code", code),))
-        await self.ledger.append_async(event)
+
+        def unit(db: sqlite3.Connection, appender: Appender) -> tuple[str, str]:
+            if _inserted(db, "INSERT INTO refusals (hash, code, message) VALUES (?, ?, ?)",
+                         (envelope_hash, code, message)):
+                appender.append(event)
+                return code, message
+            first = db.execute("SELECT code, message FROM refusals WHERE hash = ?",
+                               (envelope_hash,)).fetchone()
+            return str(first["code"]), str(first["message"])
+
+        answer: tuple[str, str] = await self.ledger.transact_async(unit)
+        return answer
 
     async def receive_control(self, kind: str, body: bytes) -> bytes:
         """``POST /peer/v1/control/{kind}``: the peer's signatory list or directory."""

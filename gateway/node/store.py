@@ -112,6 +112,12 @@ CREATE TABLE IF NOT EXISTS alarms (
     cleared TEXT
 );
 
+CREATE TABLE IF NOT EXISTS refusals (
+    hash       BLOB PRIMARY KEY,          -- SHA-256 of an envelope the peer sent us
+    code       TEXT NOT NULL,             -- and the code we refused it with, for good
+    message    TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS agency_certificates (
     sha256     BLOB PRIMARY KEY,          -- SHA-256 of the client certificate's DER
     authority  TEXT NOT NULL,
