@@ -23,6 +23,7 @@ from gateway.errors import GatewayError
 from gateway.home import Home
 from gateway.node import store
 from gateway.node.agreement import record_deadlines_passed, record_setup_overdue
+from gateway.node.answers import SignedAnswer
 from gateway.node.peer import PeerClient
 from gateway.node.service import open_node
 from gateway.node.trust import load_trust
@@ -508,6 +509,18 @@ async def test_crossing_withdrawal_and_answer_leave_one_case_state_A10_3(tmp_pat
     refused = sum(store.Reader(h.db_path).one(
         "SELECT count(*) FROM outbox WHERE rejected IS NOT NULL")[0] for h in (kz, by))
     assert len(undone) == refused == (2 if states["KZ"] == "received" else 1)
+    # Each refusal keeps the peer's signed answer that says so (N6, N14).
+    for home, peer in ((kz, by), (by, kz)):
+        for row in store.Reader(home.db_path).all(
+                "SELECT o.rejected, a.* FROM outbox o JOIN peer_answers a ON "
+                "a.id = o.peer_answer WHERE o.rejected IS NOT NULL"):
+            answer = SignedAnswer(row["method"], row["path"], bytes(row["request_sha256"]),
+                                  row["status"], bytes(row["body"]), row["signature"])
+            answer.verify(peer.public_key("node"))
+            assert row["rejected"] in [r.get("code") for r in
+                                       json.loads(answer.body)["results"]]
+            refused -= 1
+    assert refused == 0
 
 
 async def test_a_refused_chain_of_steps_is_undone_to_its_start_A10_2_A10_3(tmp_path: Path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import sqlite3
 from pathlib import Path
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from gateway.cli.main import cli
 from gateway.demo import ANSWER_BODY, REQUEST_BODY
 from gateway.node import store
+from gateway.node.answers import SignedAnswer
 from gateway.node.outbox import backoff, pick_batch, until_first_due
 from tests.nodes import PASSPHRASE, client, eventually, homes, serving
 
@@ -134,4 +136,13 @@ async def test_an_envelope_over_the_peers_limit_is_refused_alone_and_the_rest_pa
         await eventually(lambda: outcome(refused["envelope_id"])[1] is not None
                          and outcome(passed["envelope_id"])[0] is not None,
                          what="one refused, one relayed")
+        async with client(kz, "KZ-MVD") as kz_mvd:
+            status = await kz_mvd.status(refused["envelope_id"])
     assert outcome(refused["envelope_id"]) == (None, "request.too_large")
+    # The agency gets the peer's signed refusal, which verifies with the BY node key.
+    evidence = status["peer_answer"]
+    assert status["state"] == "rejected" and evidence["status"] == 413
+    SignedAnswer(evidence["method"], evidence["path"],
+                 bytes.fromhex(evidence["request_sha256"]), evidence["status"],
+                 base64.b64decode(evidence["body"]), evidence["signature"]
+                 ).verify(by.public_key("node"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from dataclasses import dataclass
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -33,9 +34,42 @@ class AnswerError(GatewayError):
 
 def _message(method: str, path_qs: str, request_body: bytes, status: int,
              answer_body: bytes) -> bytes:
+    return _message_for(method, path_qs, hashlib.sha256(request_body).digest(), status,
+                        answer_body)
+
+
+def _message_for(method: str, path_qs: str, request_sha256: bytes, status: int,
+                 answer_body: bytes) -> bytes:
     return (_CONTEXT + method.encode("ascii") + b" " + path_qs.encode("utf-8") + b"\n"
-            + hashlib.sha256(request_body).digest() + b"%03d" % status
-            + hashlib.sha256(answer_body).digest())
+            + request_sha256 + b"%03d" % status + hashlib.sha256(answer_body).digest())
+
+
+@dataclass(frozen=True)
+class SignedAnswer:
+    """A peer answer as evidence: everything its signature covers, and the signature,
+    so that it verifies later without the request (only the request's hash)."""
+
+    method: str
+    path_qs: str
+    request_sha256: bytes
+    status: int
+    body: bytes
+    signature: str
+
+    def verify(self, key: VerifyKey) -> None:
+        """``AnswerError`` unless the answering node's key signed exactly this."""
+        try:
+            key.verify(_message_for(self.method, self.path_qs, self.request_sha256,
+                                    self.status, self.body),
+                       base64.b64decode(self.signature, validate=True))
+        except (binascii.Error, ValueError, BadSignatureError):
+            raise AnswerError("the peer's answer signature does not verify") from None
+
+    def to_json(self) -> dict[str, object]:
+        return {"method": self.method, "path": self.path_qs,
+                "request_sha256": self.request_sha256.hex(), "status": self.status,
+                "body": base64.b64encode(self.body).decode("ascii"),
+                "signature": self.signature}
 
 
 def sign_answer(key: SigningKey, method: str, path_qs: str, request_body: bytes,
@@ -45,8 +79,9 @@ def sign_answer(key: SigningKey, method: str, path_qs: str, request_body: bytes,
 
 
 def verify_answer(key: VerifyKey, header: str | None, method: str, path_qs: str,
-                  request_body: bytes, status: int, answer_body: bytes) -> None:
-    """Raise ``AnswerError`` unless ``header`` signs this answer to this request.
+                  request_body: bytes, status: int, answer_body: bytes) -> SignedAnswer:
+    """The answer as evidence, if ``header`` signs this answer to this request; else
+    ``AnswerError``.
 
     A refusal made before the request body was read (too large, the wrong certificate
     or listener) is signed over an empty request body: the node never saw ours. For a
@@ -55,14 +90,12 @@ def verify_answer(key: VerifyKey, header: str | None, method: str, path_qs: str,
     if header is None:
         raise AnswerError("the peer's answer is not signed")
     bodies = [request_body, b""] if 400 <= status < 500 and request_body else [request_body]
-    try:
-        signature = base64.b64decode(header, validate=True)
-    except (binascii.Error, ValueError):
-        raise AnswerError("the peer's answer signature is not base64") from None
     for body in bodies:
+        answer = SignedAnswer(method, path_qs, hashlib.sha256(body).digest(), status,
+                              answer_body, header)
         try:
-            key.verify(_message(method, path_qs, body, status, answer_body), signature)
-            return
-        except (ValueError, BadSignatureError):
+            answer.verify(key)
+            return answer
+        except AnswerError:
             continue
     raise AnswerError("the peer's answer signature does not verify")

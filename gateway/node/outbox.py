@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import CODED_ERRORS
 from gateway.node import store
 from gateway.node.agreement import record_termination
-from gateway.node.answers import AnswerError
+from gateway.node.answers import AnswerError, SignedAnswer
 from gateway.node.peer import ItemResult, PeerRefused, PeerUnavailable, PeerWorker
 from gateway.node.trust import export_directory_file
 from gateway.receipt import verify_receipt
@@ -140,7 +140,7 @@ class OutboxWorker(PeerWorker):
             elif len(batch) == 1:                       # pinned there: it may pass later
                 # Over the peer's own envelope limit: final for this envelope (N14).
                 self._alone.discard(batch[0]["seq"])
-                await self._record_results(batch, [ItemResult(None, e.code)])
+                await self._record_results(batch, [ItemResult(None, e.code, e.answer)])
             else:
                 # Over the peer's limit for one request: each goes alone, so the one
                 # that is too large is refused by itself and the others pass.
@@ -217,10 +217,17 @@ class OutboxWorker(PeerWorker):
                 continue
             outcomes.append((row, result.receipt, receipt, None))
 
+        answers = {id(r.answer): r.answer for r in results if r.answer is not None}
+
         def unit(db: sqlite3.Connection, appender: Appender) -> None:
             sent_at = store.iso(now)
             sent: list[tuple[str, bytes, int]] = []
             deadlines: list[tuple[str, str, bytes]] = []
+            # The signed answer of each refusal, kept once per answer (N14).
+            kept = {key: store_peer_answer(db, answer) for key, answer in answers.items()}
+            answer_of = {row["seq"]: kept[id(result.answer)]
+                         for row, result in zip(batch, results, strict=True)
+                         if result.answer is not None}
             for row, raw, receipt, code in outcomes:
                 base = Event(type="forwarded" if raw else "rejected", time=now,
                              envelope_id=bytes(row["envelope_id"]), case_id=bytes(row["case_id"]),
@@ -242,8 +249,8 @@ class OutboxWorker(PeerWorker):
                         deadlines.append((store.iso(receipt.time), store.iso(due),
                                           bytes(row["case_id"])))
                 else:
-                    db.execute("UPDATE outbox SET rejected = ? WHERE seq = ?",
-                               (code or "peer.refused", row["seq"]))
+                    db.execute("UPDATE outbox SET rejected = ?, peer_answer = ? WHERE seq = ?",
+                               (code or "peer.refused", answer_of.get(row["seq"]), row["seq"]))
                     undo_case_step(db, appender, row, now)
             db.executemany("UPDATE outbox SET sent_at = ?, peer_receipt = ?, last_error = NULL "
                            "WHERE seq = ?", sent)
@@ -286,6 +293,15 @@ class OutboxWorker(PeerWorker):
                 return True
             await record_control_delivered(node, kind, row, raw, receipt.ledger_index)
         return False
+
+
+def store_peer_answer(db: sqlite3.Connection, answer: SignedAnswer) -> int:
+    """Keep a signed peer answer whole; its row id."""
+    cursor = db.execute(
+        "INSERT INTO peer_answers (method, path, request_sha256, status, body, signature) "
+        "VALUES (?, ?, ?, ?, ?, ?)", (answer.method, answer.path_qs, answer.request_sha256,
+                                      answer.status, answer.body, answer.signature))
+    return int(cursor.lastrowid or 0)
 
 
 def undo_case_step(db: sqlite3.Connection, appender: Appender, row: sqlite3.Row,

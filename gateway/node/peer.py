@@ -19,7 +19,7 @@ from nacl.signing import VerifyKey
 
 from gateway import tls
 from gateway.errors import GatewayError
-from gateway.node.answers import HEADER, verify_answer
+from gateway.node.answers import HEADER, SignedAnswer, verify_answer
 from gateway.node.batch import encode_batch
 from gateway.node.worker import Worker
 from ledger.entry import TOKEN_RE
@@ -46,15 +46,19 @@ class BadAnswer(PeerUnavailable):
 
 
 class PeerRefused(GatewayError):
-    """The peer answered with a signed 4xx: it will not take this, retrying won't help."""
+    """The peer answered with a signed 4xx: it will not take this, retrying won't help.
+    ``answer`` is that signed answer, the evidence of the refusal."""
 
     code = "peer.refused"
+    answer: SignedAnswer | None = None
 
 
 @dataclass(frozen=True)
 class ItemResult:
     receipt: bytes | None
     code: str | None = None
+    #: For a refusal: the peer's signed answer that says so (the whole batch's answer).
+    answer: SignedAnswer | None = None
 
 
 def _code(value: object) -> str:
@@ -99,6 +103,12 @@ class PeerClient:
 
     async def _call(self, method: str, path: str, body: bytes = b"",
                     content_type: str = "application/octet-stream") -> Any:
+        return (await self._call_signed(method, path, body, content_type))[0]
+
+    async def _call_signed(self, method: str, path: str, body: bytes = b"",
+                           content_type: str = "application/octet-stream"
+                           ) -> tuple[dict[str, Any], SignedAnswer]:
+        """The answer's JSON object, and the signed answer it came in."""
         headers = {"Content-Type": content_type} if body else {}
         try:
             async with self._session.request(method, self._url + path, data=body or None,
@@ -108,7 +118,7 @@ class PeerClient:
                 signature = response.headers.get(HEADER)
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise PeerUnavailable(f"peer not reachable ({type(e).__name__})") from None
-        verify_answer(self._key, signature, method, path, body, status, answer)
+        signed = verify_answer(self._key, signature, method, path, body, status, answer)
         try:
             document = json.loads(answer)
         except ValueError:
@@ -118,11 +128,15 @@ class PeerClient:
         if status >= 500:
             raise PeerUnavailable(f"peer answered {status}: {document.get('code')}")
         if status >= 400:
-            raise PeerRefused("the peer refused the request", code=_code(document.get("code")))
-        return document
+            refused = PeerRefused("the peer refused the request",
+                                  code=_code(document.get("code")))
+            refused.answer = signed
+            raise refused
+        return document, signed
 
     async def send_envelopes(self, envelopes: list[bytes]) -> list[ItemResult]:
-        document = await self._call("POST", "/peer/v1/envelopes", encode_batch(envelopes))
+        document, signed = await self._call_signed("POST", "/peer/v1/envelopes",
+                                                   encode_batch(envelopes))
         results = document.get("results")
         if not isinstance(results, list) or len(results) != len(envelopes):
             raise PeerUnavailable("peer answered a batch with the wrong number of results")
@@ -133,7 +147,7 @@ class PeerClient:
             if "receipt" in item:
                 out.append(ItemResult(_base64(item["receipt"])))
             else:
-                out.append(ItemResult(None, _code(item.get("code"))))
+                out.append(ItemResult(None, _code(item.get("code")), signed))
         return out
 
     async def send_control(self, kind: str, document: bytes) -> bytes:

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at      TEXT,
     peer_receipt BLOB,
     rejected     TEXT,                      -- the peer's code when it refused for good
+    peer_answer  INTEGER,                   -- and its signed answer (peer_answers.id)
     case_from    TEXT,                      -- the case state change this envelope made
     case_to      TEXT                       -- here, undone if the peer refuses it
 );
@@ -112,6 +113,16 @@ CREATE TABLE IF NOT EXISTS alarms (
     cleared TEXT
 );
 
+CREATE TABLE IF NOT EXISTS peer_answers (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    method         TEXT NOT NULL,         -- a signed peer answer that refused envelopes
+    path           TEXT NOT NULL,         -- of ours, kept whole as evidence (N6, N14):
+    request_sha256 BLOB NOT NULL,         -- everything its signature covers
+    status         INTEGER NOT NULL,
+    body           BLOB NOT NULL,
+    signature      TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS refusals (
     hash       BLOB PRIMARY KEY,          -- SHA-256 of an envelope the peer sent us
     code       TEXT NOT NULL,             -- and the code we refused it with, for good
@@ -133,7 +144,7 @@ CREATE TABLE IF NOT EXISTS agreement (
 
 # Columns added to a table after it first shipped: (table, column, declaration). A home
 # made before gets them when the node next starts; its older rows hold NULL there.
-ADDED_COLUMNS = (("inbox", "acked_index", "INTEGER"),)
+ADDED_COLUMNS = (("inbox", "acked_index", "INTEGER"), ("outbox", "peer_answer", "INTEGER"))
 
 
 def iso(t: dt.datetime) -> str:
