@@ -525,11 +525,12 @@ async def test_crossing_withdrawal_and_answer_leave_one_case_state_A10_3(tmp_pat
 
 async def test_a_refused_chain_of_steps_is_undone_to_its_start_A10_2_A10_3(tmp_path: Path
                                                                            ) -> None:
-    """Two steps queued while the link was down (a postponement, then an answer) cross a
-    withdrawal; the peer refuses both, so the case goes back to where the first started,
-    not to the state between them, which the peer never saw: both sides end in one state."""
+    """Steps queued while the link was down (a postponement, a delay notice that moves
+    nothing, then an answer) cross a withdrawal; the peer refuses them all, so the case
+    goes back to where the first started, not to a state between them, which the peer
+    never saw: both sides end in one state."""
     kz, by = homes(tmp_path)
-    sent = await cross_while_apart(kz, by, ("postponement", "answer"))
+    sent = await cross_while_apart(kz, by, ("postponement", "delay_notice", "answer"))
     # Both outboxes in backoff until the same instant, as when a partition heals: each
     # side's steps reach the other after its own moved on.
     at = time.time() + 2

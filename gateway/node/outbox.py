@@ -334,6 +334,8 @@ def _before_refused_run(db: sqlite3.Connection, seq: int, case_id: bytes, before
         "SELECT case_from, case_to, rejected FROM outbox WHERE case_id = ? AND seq < ? "
         "ORDER BY seq DESC", (case_id, seq))
     for row in earlier:
+        if not row["case_to"]:
+            continue  # moved nothing (a delay notice, an acknowledgement): no link
         if row["rejected"] is None or row["case_to"] != before \
                 or row["case_from"] in (None, "none"):
             break  # relayed (the peer has it), or not the move ours was built on
