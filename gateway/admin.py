@@ -295,8 +295,10 @@ class AdminSession:
                     "SELECT sha256 FROM agency_certificates WHERE authority = ? AND "
                     "revoked_at IS NULL ORDER BY issued_at", (authority,))]
             if not targets:
-                raise AdminError(f"no certificate of {authority} left to revoke",
-                                 code="admin.nothing_to_revoke")
+                raise AdminError(
+                    f"no certificate of {authority} recorded here is left to revoke (one "
+                    "enrolled before this node kept fingerprints: --certificate FILE)",
+                    code="admin.nothing_to_revoke")
             for target in targets:
                 db.execute("UPDATE agency_certificates SET revoked_at = ? WHERE sha256 = ?",
                            (store.iso(now), target))
@@ -328,11 +330,16 @@ class AdminSession:
         if out.exists() and any(out.iterdir()):
             raise AdminError(f"{out} exists and is not empty; refusing to overwrite a profile",
                              code="admin.profile_exists")
+        signing = SigningKey.generate()
+        # Built first: a bad name or role is refused before anything is written.
+        signatory = Signatory(key=signing.verify_key, name_cyrillic=signatory_name_cyrillic,
+                              name_latin=signatory_name_latin,
+                              role=role,  # type: ignore[arg-type]
+                              valid_from=now_seconds())
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
         limits = _kdf_limits_of(self.home.key("node"))
         encryption = PrivateKey.generate()
         keyfile.save_private_key(out / "encryption.key", encryption, secret, **limits)
-        signing = SigningKey.generate()
         keyfile.save_private_key(out / "signatory.key", signing, secret, **limits)
         ca = tls.Issued(self.home.agency_ca_certificate.read_bytes(),
                         self.home.agency_ca_key.read_bytes())
@@ -342,10 +349,7 @@ class AdminSession:
         tls.write_private(out / "tls.key", client.key_pem)
         (out / "node.pem").write_bytes(self.home.tls_certificate.read_bytes())
         self.add_authority(authority, encryption.public_key, name_ru, name_lat)
-        self.add_signatory(authority, Signatory(
-            key=signing.verify_key, name_cyrillic=signatory_name_cyrillic,
-            name_latin=signatory_name_latin, role=role,  # type: ignore[arg-type]
-            valid_from=now_seconds()))
+        self.add_signatory(authority, replace(signatory, valid_from=now_seconds()))
         profile = {"format": "kzby-profile/1", "authority": authority,
                    "party": self.config.party, "node_url": "https://" + self.config.agency_listen,
                    "signatory_key_id": key_id(signing.verify_key).hex(),

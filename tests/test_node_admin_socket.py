@@ -3,6 +3,7 @@ A2.2): the real `gateway` command as a process against nodes serving on 127.0.0.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import socket
@@ -166,3 +167,42 @@ async def test_a_stale_socket_falls_back_to_the_stopped_home(tmp_path: Path) -> 
     assert code == 0, err
     assert "sent when the node starts" in out
     assert list_version(kz, "KZ", "KZ-MVD") == before + 1
+
+
+async def test_concurrent_changes_are_made_one_after_another_A9_4(tmp_path: Path) -> None:
+    """Four signatories added at once over the socket: four list versions, no clash."""
+    kz, by = homes(tmp_path)
+    async with serving(kz, by):
+        before = list_version(kz, "KZ", "KZ-MVD")
+
+        def added(n: int) -> dict[str, object]:
+            key = keyfile.generate("signing")
+            return {"passphrase": PASSPHRASE.decode(), "args": {
+                "authority": "KZ-MVD", "key": bytes(key.verify_key).hex(),
+                "name_cyrillic": "Лицо", "name_latin": f"Person {n}", "role": "authorised",
+                "valid_from": "2026-01-01T00:00:00+00:00"}}
+
+        connector = aiohttp.UnixConnector(path=str(kz.root / SOCKET_NAME))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def post(n: int) -> int:
+                async with session.post("http://node/v1/signatory_add",
+                                        json=added(n)) as response:
+                    return response.status
+
+            statuses = await asyncio.gather(*(post(n) for n in range(4)))
+        assert statuses == [200] * 4
+        assert list_version(kz, "KZ", "KZ-MVD") == before + 4
+
+
+async def test_an_enrolment_refused_on_a_running_node_changes_nothing(tmp_path: Path) -> None:
+    kz, by = homes(tmp_path)
+    out = tmp_path / "refused-profile"
+    async with serving(kz, by):
+        before = directory_version(kz, "KZ")
+        code, _, err = await gateway(
+            "agency", "enroll", "--home", str(kz.root), "--authority", "KZ-MVD",
+            "--out", str(out), "--signatory-name-cyrillic", "Not Cyrillic",
+            env={**ENV, "GATEWAY_PROFILE_PASSPHRASE": "profile pass"})
+        assert code == 1 and err.startswith("error: keys.")
+        assert directory_version(kz, "KZ") == before
+    assert not out.exists()

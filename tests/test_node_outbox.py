@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import sqlite3
 from pathlib import Path
@@ -139,10 +138,11 @@ async def test_an_envelope_over_the_peers_limit_is_refused_alone_and_the_rest_pa
         async with client(kz, "KZ-MVD") as kz_mvd:
             status = await kz_mvd.status(refused["envelope_id"])
     assert outcome(refused["envelope_id"]) == (None, "request.too_large")
-    # The agency gets the peer's signed refusal, which verifies with the BY node key.
-    evidence = status["peer_answer"]
-    assert status["state"] == "rejected" and evidence["status"] == 413
-    SignedAnswer(evidence["method"], evidence["path"],
-                 bytes.fromhex(evidence["request_sha256"]), evidence["status"],
-                 base64.b64decode(evidence["body"]), evidence["signature"]
-                 ).verify(by.public_key("node"))
+    assert status["state"] == "rejected" and status["rejected"] == "request.too_large"
+    # The node keeps the peer's signed refusal; it verifies with the BY node key.
+    row = store.Reader(kz.db_path).one(
+        "SELECT a.* FROM outbox o JOIN peer_answers a ON a.id = o.peer_answer "
+        "WHERE o.envelope_id = ?", bytes.fromhex(refused["envelope_id"]))
+    assert row is not None and row["status"] == 413
+    SignedAnswer(row["method"], row["path"], bytes(row["request_sha256"]), row["status"],
+                 bytes(row["body"]), row["signature"]).verify(by.public_key("node"))

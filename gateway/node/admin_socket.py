@@ -37,7 +37,6 @@ from nacl.signing import VerifyKey
 from gateway.admin import AdminError, AdminSession
 from gateway.errors import CODED_ERRORS, GatewayError
 from gateway.home import Home
-from gateway.node import store
 from gateway.node.status import status_code_for
 from gateway.node.worker import debugging
 from keys.signatories import Signatory
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.node")
 SOCKET_NAME = "admin.sock"
 MAX_REQUEST = 64 * 1024
+WRONG_PASSPHRASE_PAUSE = 1.0  # seconds
 
 
 class AdminSocketError(GatewayError):
@@ -153,10 +153,14 @@ ACTIONS: dict[str, Action] = {
 
 def admin_app(node: Node) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST)
+    # One change at a time: two would compute the same next version, and a wrong
+    # passphrase's pause (below) holds it, so guesses go one a second at most.
+    one_at_a_time = asyncio.Lock()
 
     async def handle(request: web.Request) -> web.Response:
         try:
-            return web.json_response(await _perform(node, request))
+            async with one_at_a_time:
+                return web.json_response(await _perform(node, request))
         except CODED_ERRORS as e:
             code = getattr(e, "code", "error")
             return web.json_response({"code": code, "message": getattr(e, "message", str(e))},
@@ -185,15 +189,23 @@ async def _perform(node: Node, request: web.Request) -> dict[str, Any]:
             or not isinstance(body.get("passphrase"), str):
         raise AdminSocketError('expected {"passphrase": "...", "args": {...}}')
     if not hmac.compare_digest(body["passphrase"].encode(), node.tls_passphrase):
+        # The key files cost an Argon2id derivation per guess; this answer must not be
+        # a faster oracle.
+        log.warning("admin socket: wrong passphrase")
+        await asyncio.sleep(WRONG_PASSPHRASE_PAUSE)
         raise AdminSocketError("wrong passphrase", code="admin.wrong_passphrase")
-    session = AdminSession(node.home, node.config, node.ledger,
-                           store.Reader(node.home.db_path), node.tls_passphrase)
+    session = AdminSession(node.home, node.config, node.ledger, node.reader,
+                           node.tls_passphrase)
     loop = asyncio.get_running_loop()
-    # The session writes with the ledger's blocking calls: off the loop, which goes on
-    # serving (the ledger's write lock keeps its batches and the session's apart).
-    result = await loop.run_in_executor(None, action, session, body["args"])
-    node.reload_trust()
-    node.control_documents_added()
+    try:
+        # The session writes with the ledger's blocking calls: off the loop, which goes
+        # on serving (the ledger's write lock keeps its batches and the session's apart).
+        result = await loop.run_in_executor(None, action, session, body["args"])
+    finally:
+        # Even after a failure: an action may have committed some of its changes (each
+        # is a unit of its own) before the one that failed.
+        node.reload_trust()
+        node.control_documents_added()
     log.info("admin socket: %s done", request.match_info["action"])
     if session.in_force_at is not None:
         # As offline: the command returns once its change is in force.
@@ -245,8 +257,14 @@ async def _send(path: Path, action: str, args: dict[str, Any], passphrase: bytes
                 timeout=aiohttp.ClientTimeout(total=60)) as client, \
                 client.post(f"http://node/v1/{action}", json=body) as response:
             answer = await response.json(content_type=None)
-    except (aiohttp.ClientConnectionError, FileNotFoundError):
-        return None  # a stale socket: no node runs
+    except (aiohttp.ClientConnectorError, FileNotFoundError):
+        return None  # a stale socket: no node runs (nothing was sent)
+    except aiohttp.ClientConnectionError:
+        # Sent, then the connection dropped: the node may have made the change. Never
+        # make it again here.
+        raise AdminSocketError("the running node dropped the connection; see "
+                               "`gateway status` before trying again",
+                               code="admin.no_answer") from None
     except (aiohttp.ClientError, ValueError, TimeoutError):
         raise AdminSocketError("the running node gave no usable answer",
                            code="admin.no_answer") from None

@@ -41,7 +41,6 @@ from gateway.errors import CODED_ERRORS, GatewayError
 from gateway.home import Home
 from gateway.node import store
 from gateway.node.agreement import record_termination
-from gateway.node.answers import SignedAnswer
 from gateway.node.batch import BATCH_OVERHEAD, decode_batch
 from gateway.node.metrics import Metrics
 from gateway.node.trust import (
@@ -715,16 +714,6 @@ class Node:
         return [bytes(r["der"]) for r in self.reader.all(
             "SELECT der FROM signatory_lists WHERE authority = ? ORDER BY version", authority)]
 
-    def _peer_answer(self, answer_id: int | None) -> dict[str, object] | None:
-        """The peer's signed answer that refused an envelope (N6: it verifies with the
-        peer's node key; the request is named by its SHA-256)."""
-        if answer_id is None:
-            return None
-        row = self.reader.one("SELECT * FROM peer_answers WHERE id = ?", answer_id)
-        return None if row is None else SignedAnswer(
-            row["method"], row["path"], bytes(row["request_sha256"]), row["status"],
-            bytes(row["body"]), row["signature"]).to_json()
-
     def envelope_status(self, authority: str, envelope_id: bytes) -> dict[str, Any]:
         row = self.reader.one("SELECT * FROM envelopes WHERE id = ?", envelope_id)
         if row is None or authority not in (row["from_authority"], row["to_authority"]):
@@ -743,8 +732,7 @@ class Node:
                     attempts=queued["attempts"], last_error=queued["last_error"],
                     rejected=queued["rejected"], relayed_at=queued["sent_at"],
                     peer_receipt=base64.b64encode(queued["peer_receipt"]).decode("ascii")
-                    if queued["peer_receipt"] else None,
-                    peer_answer=self._peer_answer(queued["peer_answer"]))
+                    if queued["peer_receipt"] else None)
         else:
             inbox = self.reader.one("SELECT * FROM inbox WHERE envelope_id = ?", envelope_id)
             if inbox is not None:
