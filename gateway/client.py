@@ -52,22 +52,25 @@ def check_submission_receipt(answer: dict[str, Any], sealed: bytes,
     worth nothing, so the agency must learn at once that it has none."""
     header = sdk.inspect(sealed)
     envelope_hash = hashlib.sha256(sealed).digest()
+    # Named in every refusal: the node may hold the envelope all the same, and the
+    # agency should ask its status rather than send a copy.
+    named_id = f"envelope {header.envelope_id.hex()}: "
     try:
         raw = base64.b64decode(answer["receipt"], validate=True)
         index, named = answer["ledger_index"], (answer["envelope_id"], answer["envelope_hash"])
     except (KeyError, TypeError, ValueError):  # binascii.Error is a ValueError
-        raise ClientError("the node's answer holds no readable submission receipt",
+        raise ClientError(named_id + "the node's answer holds no readable submission receipt",
                           code="client.bad_receipt") from None
     try:
         receipt = verify_receipt(raw, node_key, type="submission", subject_hash=envelope_hash)
     except ReceiptError as e:
-        raise ClientError(f"the node's submission receipt does not check ({e.code})",
+        raise ClientError(named_id + f"the node's submission receipt does not check ({e.code})",
                           code="client.bad_receipt") from None
     if (receipt.subject_id != header.envelope_id or type(index) is not int
             or receipt.ledger_index != index
             or named != (header.envelope_id.hex(), envelope_hash.hex())):
-        raise ClientError("the submission receipt or the answer names another envelope or "
-                          "ledger entry than this one", code="client.bad_receipt")
+        raise ClientError(named_id + "the submission receipt or the answer names another "
+                          "envelope or ledger entry than this one", code="client.bad_receipt")
     return receipt
 
 

@@ -558,13 +558,15 @@ class Ledger:
 
     # --- writing -------------------------------------------------------------------------
 
-    def _queue(self, events: Sequence[bytes] | None = None, fn: _Work | None = None
-               ) -> asyncio.Future[Any]:
+    def _queue(self, events: Sequence[bytes] | None = None, fn: _Work | None = None, *,
+               admitted: bool = False) -> asyncio.Future[Any]:
         """Queue a unit with the running loop's batcher; units queued from one loop run
-        in the order they were queued."""
+        in the order they were queued. ``admitted``: a thread's unit, checked when it
+        was handed over (``_run``), so a close() since then still lets it finish."""
         loop = asyncio.get_running_loop()
         with self._submit_lock:
-            self._check_writable()
+            if not admitted:
+                self._check_writable()
             batcher = self._batchers.get(loop)
             if batcher is None:
                 # A new loop: forget those closed since (tests and tools make many).
@@ -599,7 +601,7 @@ class Ledger:
                    fn: _Work | None) -> None:
         """On the ledger's own loop: queue a thread's unit; its outcome opens ``latch``."""
         try:
-            future = self._queue(events, fn)
+            future = self._queue(events, fn, admitted=True)
         except BaseException as e:
             latch.open(None, e)
             return

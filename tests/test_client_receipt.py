@@ -88,6 +88,8 @@ def test_a_bad_submission_receipt_is_refused(desc: str) -> None:
     with pytest.raises(ClientError) as info:
         check_submission_receipt(BAD[desc](), SEALED, NODE_KEY.verify_key)
     assert info.value.code == "client.bad_receipt"
+    # The id is in the refusal: the node may hold the envelope; ask, do not resend.
+    assert sdk.inspect(SEALED).envelope_id.hex() in info.value.message
 
 
 async def test_send_refuses_an_answer_whose_receipt_does_not_check(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -547,3 +548,33 @@ def test_a_unit_raising_system_exit_fails_its_batch_and_the_ledger_goes_on(path:
     assert outcome and isinstance(outcome[0], WriteFailed)
     assert finishes(lambda: ledger.append(event(2)).index) == [0]
     assert finishes(ledger.close) == [None]
+
+
+def test_a_threads_unit_handed_over_before_close_is_finished(path: Path) -> None:
+    """close() lets a unit finish that a thread handed over before it (the docstring's
+    promise): it used to be refused with ledger.closed once its turn came."""
+    ledger = Ledger.open(path, origin=ORIGIN, log_key=KEY)  # closed below, or abandoned
+    started, release = threading.Event(), threading.Event()
+
+    def slow(db: sqlite3.Connection, appender: Appender) -> None:
+        started.set()
+        release.wait(5)
+
+    holder = threading.Thread(target=lambda: ledger.transact(slow))
+    holder.start()
+    assert started.wait(5)  # the ledger's own loop is busy in this unit
+    outcome: list[Any] = []
+    waiter = threading.Thread(target=lambda: outcome.append(ledger.append(event(1))),
+                              daemon=True)
+    waiter.start()
+    own = ledger._own
+    assert own is not None
+    deadline = time.monotonic() + 5
+    while not own.loop._ready and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.01)  # until the waiter's unit is handed over (queued on that loop)
+    closer = threading.Thread(target=ledger.close, daemon=True)
+    closer.start()
+    release.set()
+    closer.join(5)
+    waiter.join(5)
+    assert not closer.is_alive() and outcome and outcome[0].index == 0
