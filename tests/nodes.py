@@ -17,10 +17,14 @@ from pathlib import Path
 
 import nacl.pwhash
 
+from gateway import tls
 from gateway.client import AgencyClient, Profile
 from gateway.demo import lists_delivered, make_homes
 from gateway.home import Home
+from gateway.node import store
+from gateway.node.peer import PeerClient
 from gateway.node.server import serve
+from gateway.node.trust import load_trust
 
 PASSPHRASE = b"test passphrase"
 FAST_KDF = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN,
@@ -102,3 +106,13 @@ async def eventually(check: Callable[[], object], timeout: float = 20.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def peer_client(sender: Home, receiver: Home, peer_listen: str) -> PeerClient:
+    """The sender node's client of a running receiver's peer API, with the sender's
+    certificate and the receiver's pinned one, as the sender's outbox makes it."""
+    trust = load_trust(store.Reader(sender.db_path).db, sender.config().party)
+    assert trust.peer_tls_pem is not None
+    context = tls.client_context(trust.peer_tls_pem, certificate=sender.tls_certificate,
+                                 key=sender.tls_key, passphrase=PASSPHRASE)
+    return PeerClient("https://" + peer_listen, context, receiver.public_key("node"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gateway import sdk, tls
+from gateway import sdk
 from gateway.admin import admin_session
 from gateway.cli.main import cli
 from gateway.client import AgencyClient
@@ -24,7 +24,6 @@ from gateway.home import Home
 from gateway.node import store
 from gateway.node.agreement import record_deadlines_passed, record_setup_overdue
 from gateway.node.answers import SignedAnswer
-from gateway.node.peer import PeerClient
 from gateway.node.service import open_node
 from gateway.node.trust import load_trust
 from ledger.store import Ledger
@@ -34,6 +33,7 @@ from tests.nodes import (
     eventually,
     homes,
     lists_exchanged,
+    peer_client,
     serving,
 )
 
@@ -252,10 +252,7 @@ async def test_setup_overdue_alarm_and_refusal_without_list_A9_3(tmp_path: Path,
             sealed = sdk.seal(kind="request", sender="KZ-MVD", recipient="BY-MVD",
                               body=body("request"), signatory_key=kz_mvd.signatory_key(),
                               recipient_key=recipient.encryption_key)
-        context = tls.client_context(trust.peer_tls_pem, certificate=kz.tls_certificate,
-                                     key=kz.tls_key, passphrase=PASSPHRASE)
-        peer = PeerClient("https://" + by_node.addresses["peer_listen"], context,
-                          by.public_key("node"))
+        peer = peer_client(kz, by, by_node.addresses["peer_listen"])
         try:
             [result] = await peer.send_envelopes([sealed])
         finally:

@@ -500,6 +500,21 @@ def finishes(fn: Any, seconds: float = 5.0) -> list[Any]:
     return outcome
 
 
+def held_by_a_slow_unit(ledger: Ledger) -> tuple[threading.Thread, threading.Event]:
+    """A thread whose unit runs (holding the write lock and the ledger's own loop) until
+    the event returned is set."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(db: sqlite3.Connection, appender: Appender) -> None:
+        started.set()
+        release.wait(5)
+
+    holder = threading.Thread(target=lambda: ledger.transact(slow))
+    holder.start()
+    assert started.wait(5)
+    return holder, release
+
+
 def test_a_unit_may_not_close_the_ledger(path: Path) -> None:
     ledger = Ledger.open(path, origin=ORIGIN, log_key=KEY)  # closed below, or abandoned
     outcome = finishes(lambda: ledger.transact(lambda db, appender: ledger.close()))
@@ -512,15 +527,7 @@ def test_a_loop_closed_while_waiting_for_the_write_lock_leaves_it_free(path: Pat
     """A loop's batch waits for another's in an executor thread; if that loop is closed
     meanwhile, the lock it then gets is given back, and the ledger goes on."""
     ledger = Ledger.open(path, origin=ORIGIN, log_key=KEY)  # closed below, or abandoned
-    started, release = threading.Event(), threading.Event()
-
-    def slow(db: sqlite3.Connection, appender: Appender) -> None:
-        started.set()
-        release.wait(5)
-
-    holder = threading.Thread(target=lambda: ledger.transact(slow))
-    holder.start()
-    assert started.wait(5)
+    holder, release = held_by_a_slow_unit(ledger)
     loop = asyncio.new_event_loop()
     task = loop.create_task(ledger.append_async(event(1)))
     loop.run_until_complete(asyncio.sleep(0.05))  # its batch now waits for the lock
@@ -554,15 +561,7 @@ def test_a_threads_unit_handed_over_before_close_is_finished(path: Path) -> None
     """close() lets a unit finish that a thread handed over before it (the docstring's
     promise): it used to be refused with ledger.closed once its turn came."""
     ledger = Ledger.open(path, origin=ORIGIN, log_key=KEY)  # closed below, or abandoned
-    started, release = threading.Event(), threading.Event()
-
-    def slow(db: sqlite3.Connection, appender: Appender) -> None:
-        started.set()
-        release.wait(5)
-
-    holder = threading.Thread(target=lambda: ledger.transact(slow))
-    holder.start()
-    assert started.wait(5)  # the ledger's own loop is busy in this unit
+    holder, release = held_by_a_slow_unit(ledger)  # the own loop is busy in that unit
     outcome: list[Any] = []
     waiter = threading.Thread(target=lambda: outcome.append(ledger.append(event(1))),
                               daemon=True)
@@ -577,4 +576,5 @@ def test_a_threads_unit_handed_over_before_close_is_finished(path: Path) -> None
     release.set()
     closer.join(5)
     waiter.join(5)
+    holder.join(5)
     assert not closer.is_alive() and outcome and outcome[0].index == 0

@@ -8,13 +8,12 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-from gateway import sdk, tls
+from gateway import sdk
 from gateway.demo import REQUEST_BODY
 from gateway.node import store
-from gateway.node.peer import PeerClient
 from gateway.node.trust import load_trust
 from ledger.store import Ledger
-from tests.nodes import PASSPHRASE, client, homes, serving
+from tests.nodes import client, homes, peer_client, serving
 from tests.test_agreement_flows import body
 
 
@@ -43,10 +42,7 @@ async def test_a_refused_envelope_sent_again_gets_the_same_refusal_once(tmp_path
                           body=body("withdrawal"), signatory_key=signatory,
                           recipient_key=recipient.encryption_key, in_reply_to=request)
     async with serving(by, exchanged=False) as (by_node,):
-        context = tls.client_context(trust.peer_tls_pem, certificate=kz.tls_certificate,
-                                     key=kz.tls_key, passphrase=PASSPHRASE)
-        peer = PeerClient("https://" + by_node.addresses["peer_listen"], context,
-                          by.public_key("node"))
+        peer = peer_client(kz, by, by_node.addresses["peer_listen"])
         try:
             # The withdrawal overtakes its request: BY has no such case yet.
             [first] = await peer.send_envelopes([withdrawal])
