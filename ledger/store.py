@@ -526,7 +526,7 @@ class Ledger:
             self._closed = True
             own, self._own = self._own, None
         if own is not None:
-            asyncio.run_coroutine_threadsafe(self._drain_here(), own.loop).result()
+            asyncio.run_coroutine_threadsafe(self.drain(), own.loop).result()
             own.stop()
         if self._conn is not None:
             with self._write_lock:
@@ -541,9 +541,6 @@ class Ledger:
 
     async def drain(self) -> None:
         """Wait until every unit queued from this event loop is committed."""
-        await self._drain_here()
-
-    async def _drain_here(self) -> None:
         batcher = self._batchers.get(asyncio.get_running_loop())
         if batcher is not None and batcher.busy:
             waiter = batcher.loop.create_future()

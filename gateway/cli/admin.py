@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +208,6 @@ def agency_revoke(home: Path, certificate: Path | None, authority: str | None) -
     if certificate is not None:
         pem = certificate.read_bytes()
         try:
-            sha256 = tls.fingerprint(pem)
             der = tls.der_of(pem)
         except ValueError:
             raise click.BadParameter("not a PEM or DER certificate",
@@ -216,6 +216,7 @@ def agency_revoke(home: Path, certificate: Path | None, authority: str | None) -
         if authority is None:
             raise click.BadParameter("not an agency client certificate",
                                      param_hint="--certificate")
+        sha256 = hashlib.sha256(der).digest()
     assert authority is not None
     done = change(home, "agency_revoke", {
         "authority": authority, "certificate_sha256": sha256.hex() if sha256 else None})

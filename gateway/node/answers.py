@@ -65,11 +65,6 @@ class SignedAnswer:
         except (binascii.Error, ValueError, BadSignatureError):
             raise AnswerError("the peer's answer signature does not verify") from None
 
-    def to_json(self) -> dict[str, object]:
-        return {"method": self.method, "path": self.path_qs,
-                "request_sha256": self.request_sha256.hex(), "status": self.status,
-                "body": base64.b64encode(self.body).decode("ascii"),
-                "signature": self.signature}
 
 
 def sign_answer(key: SigningKey, method: str, path_qs: str, request_body: bytes,

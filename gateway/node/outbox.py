@@ -217,17 +217,14 @@ class OutboxWorker(PeerWorker):
                 continue
             outcomes.append((row, result.receipt, receipt, None))
 
-        answers = {id(r.answer): r.answer for r in results if r.answer is not None}
+        # The peer's signed answer behind this batch's refusals (one answer per request).
+        refusal = next((r.answer for r in results if r.answer is not None), None)
 
         def unit(db: sqlite3.Connection, appender: Appender) -> None:
             sent_at = store.iso(now)
             sent: list[tuple[str, bytes, int]] = []
             deadlines: list[tuple[str, str, bytes]] = []
-            # The signed answer of each refusal, kept once per answer (N14).
-            kept = {key: store_peer_answer(db, answer) for key, answer in answers.items()}
-            answer_of = {row["seq"]: kept[id(result.answer)]
-                         for row, result in zip(batch, results, strict=True)
-                         if result.answer is not None}
+            answer_id = None if refusal is None else store_peer_answer(db, refusal)  # N14
             for row, raw, receipt, code in outcomes:
                 base = Event(type="forwarded" if raw else "rejected", time=now,
                              envelope_id=bytes(row["envelope_id"]), case_id=bytes(row["case_id"]),
@@ -250,7 +247,7 @@ class OutboxWorker(PeerWorker):
                                           bytes(row["case_id"])))
                 else:
                     db.execute("UPDATE outbox SET rejected = ?, peer_answer = ? WHERE seq = ?",
-                               (code or "peer.refused", answer_of.get(row["seq"]), row["seq"]))
+                               (code or "peer.refused", answer_id, row["seq"]))
                     undo_case_step(db, appender, row, now)
             db.executemany("UPDATE outbox SET sent_at = ?, peer_receipt = ?, last_error = NULL "
                            "WHERE seq = ?", sent)

@@ -666,38 +666,29 @@ class Node:
                             code="agency.not_yours")
         await self._mark_inbox(row, "delivered_at", "delivered_to_agency")
         index = await self._mark_inbox(row, "acked_at", "acknowledged")
-        if index is None:  # acknowledged before: that acknowledgement's entry
-            index = self._acknowledged_index(row)
         return {"envelope_id": envelope_id.hex(), "acknowledged": True, "ledger_index": index}
-
-    def _acknowledged_index(self, row: sqlite3.Row) -> int | None:
-        """The index of the envelope's ``acknowledged`` entry, kept with the ack (None
-        for an ack recorded before ``inbox.acked_index`` existed)."""
-        stored = self.reader.one("SELECT acked_index FROM inbox WHERE envelope_id = ?",
-                                 row["id"])
-        return None if stored is None or stored["acked_index"] is None \
-            else int(stored["acked_index"])
 
     async def _mark_inbox(self, row: sqlite3.Row, column: str, event_type: str) -> int | None:
         """Record the envelope's delivery or acknowledgement once; the index of the entry
-        that records it, or None when it was recorded before."""
+        that records it. Recorded before: an acknowledgement's kept index (None if it
+        predates ``inbox.acked_index``), a delivery's None."""
         assert column in ("delivered_at", "acked_at")
         now = self.clock()
 
         def unit(db: sqlite3.Connection, appender: Appender) -> int | None:
-            done = db.execute(f"SELECT {column} FROM inbox WHERE envelope_id = ?",
+            done = db.execute(f"SELECT {column}, acked_index FROM inbox WHERE envelope_id = ?",
                               (row["id"],)).fetchone()
-            if done is None or done[0] is not None:
+            if done is None:
                 return None
+            if done[0] is not None:
+                return done["acked_index"] if column == "acked_at" else None
             appended = appender.append(Event(
                 type=event_type, time=now, envelope_id=row["id"], case_id=row["case_id"],
                 from_authority=row["from_authority"], to_authority=row["to_authority"],
                 envelope_hash=row["hash"], details=(("kind", row["kind"]),)))
-            db.execute(f"UPDATE inbox SET {column} = ? WHERE envelope_id = ?",
-                       (store.iso(now), row["id"]))
-            if column == "acked_at":
-                db.execute("UPDATE inbox SET acked_index = ? WHERE envelope_id = ?",
-                           (appended.index, row["id"]))
+            acked_index = appended.index if column == "acked_at" else done["acked_index"]
+            db.execute(f"UPDATE inbox SET {column} = ?, acked_index = ? WHERE envelope_id = ?",
+                       (store.iso(now), acked_index, row["id"]))
             return appended.index
 
         return await self.ledger.transact_async(unit)
